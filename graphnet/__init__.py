@@ -1,0 +1,14 @@
+"""graphnet: networks as dict specs, compiled to torch.fx code, transformed by graph rewrites."""
+
+from .compile import Network, compile
+from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
+                     UnknownInputError, UnknownOpError)
+from .graph import Graph, Node, build
+from .ops import REGISTRY, get_op, register
+from .spec import from_json, load_spec, to_json
+
+__all__ = [
+    "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
+    "REGISTRY", "ShapeError", "SpecError", "UnknownInputError", "UnknownOpError", "build", "compile",
+    "from_json", "get_op", "load_spec", "register", "to_json",
+]

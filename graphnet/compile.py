@@ -1,0 +1,157 @@
+"""Graph -> ``torch.fx.GraphModule``: straight-line code, one call per node.
+
+The generated ``forward`` has no dict walk and no per-node Python dispatch: module nodes
+are ``self.<path>(x)`` calls, function nodes direct calls (``torch.flatten(x, start_dim=1)``),
+identities no code at all. Submodules sit at their node paths (``layer1.residual.res1.conv``),
+so ``state_dict`` keys read like the spec. The result is an ordinary ``nn.Module``: it
+takes ``torch.compile``, ``.to(memory_format=torch.channels_last)``, ``.half()`` and
+``state_dict`` round trips.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import fx, nn
+
+from .errors import ShapeError, SpecError
+from .graph import Graph
+from .ops import get_op
+
+
+class Network(fx.GraphModule):
+    """A compiled graph. ``spec_graph`` is the Graph it came from (for the trainer's hints).
+
+    The first forward pass is checked: if it raises, the node that failed is found and a
+    ``ShapeError`` names its path, op and input shapes. Later calls run the bare code.
+    """
+
+    spec_graph: Graph
+    _checked: bool = False
+
+    def recompile(self):
+        code = super().recompile()
+        cls = type(self)
+        forward = cls.forward
+
+        @functools.wraps(forward)
+        def checked_forward(self: Network, *args: Any, **kwargs: Any) -> Any:
+            if self._checked:
+                return forward(self, *args, **kwargs)
+            try:
+                out = forward(self, *args, **kwargs)
+            except Exception as error:
+                raise _locate_failure(self, args, error) from error
+            self._checked = True
+            return out
+
+        cls.forward = checked_forward
+        return code
+
+    def __deepcopy__(self, memo: dict) -> Network:
+        copied = super().__deepcopy__(memo)
+        copied.spec_graph = self.spec_graph
+        return copied
+
+
+class _Locator(fx.Interpreter):
+    """Re-runs a failed forward node by node to find the node that raises."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__(module)
+        self.extra_traceback = False  # our message names the node; fx's note would repeat it
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            return super().run_node(n)
+        except Exception as error:
+            path = n.meta.get("graphnet_path")
+            if path is None:
+                raise
+            shapes = [tuple(a.shape) if isinstance(a, torch.Tensor) else a
+                      for a in self.map_nodes_to_values(n.args, n)]
+            raise ShapeError(f"op {n.meta['graphnet_op']!r} failed on inputs of shape "
+                             f"{', '.join(map(str, shapes))}: {error}", path) from error
+
+
+def _locate_failure(module: Network, args: tuple, error: Exception) -> Exception:
+    try:
+        with torch.no_grad():
+            _Locator(module).run(*args)
+    except ShapeError as located:
+        return located
+    except Exception:  # noqa: BLE001 - the original error is the better report
+        pass
+    return error
+
+
+def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | None = None,
+            modules: nn.Module | None = None) -> Network:
+    """Generate the executor for ``graph``.
+
+    ``outputs``: a node path (the forward returns that tensor; default the graph's last
+    node), a list of paths or a ``{key: path}`` dict (the forward returns a dict). Params
+    named in a node's ``frozen`` attr get ``requires_grad=False``. ``modules``: take each
+    module node's submodule from this network, by path, instead of making a new one, so
+    two executors share weights (a flip-TTA eval graph and its training graph, say).
+    """
+    root = nn.Module()
+    code = fx.Graph()
+    values: dict[str, fx.Node] = {name: code.placeholder(_identifier(name)) for name in graph.inputs}
+    for node in graph.nodes:
+        op = get_op(node.op, node.path)
+        args = tuple(values[i] for i in node.inputs)
+        if op.kind == "alias":
+            values[node.path] = args[0]
+            continue
+        bound = op.signature.bind(**node.params)
+        bound.apply_defaults()  # builtins' own defaults may differ from the op's (torch.flatten's start_dim)
+        params = dict(bound.arguments)
+        if op.kind == "module":
+            target = node.path.replace("/", ".")
+            module = modules.get_submodule(target) if modules is not None else op.target(**params)
+            for name in node.attrs.get("frozen", ()):
+                getattr(module, name).requires_grad_(False)
+            _set_submodule(root, target, module)
+            fx_node = code.create_node("call_module", target, args, {}, name=_identifier(node.path))
+        else:
+            args += tuple(params.pop(k) for k in op.positional)
+            fx_node = code.create_node("call_function", op.target, args, params, name=_identifier(node.path))
+        fx_node.meta.update(graphnet_path=node.path, graphnet_op=node.op)
+        values[node.path] = fx_node
+    code.output(_outputs(graph, values, outputs))
+    network = Network(root, code, class_name="Network")
+    network.spec_graph = graph
+    return network
+
+
+def _outputs(graph: Graph, values: dict[str, fx.Node], outputs: Any) -> Any:
+    def value(path: str) -> fx.Node:
+        if path not in values:
+            raise SpecError("output is not a node of the graph", path)
+        return values[path]
+
+    if outputs is None:
+        return value(graph.output)
+    if isinstance(outputs, str):
+        return value(outputs)
+    if isinstance(outputs, Mapping):
+        return {k: value(p) for k, p in outputs.items()}
+    return {p: value(p) for p in outputs}
+
+
+def _identifier(path: str) -> str:
+    """A Python identifier for the generated code (fx makes it unique)."""
+    name = "".join(c if c.isalnum() else "_" for c in path)
+    return name if name[:1].isalpha() else f"n_{name}"
+
+
+def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
+    *outer, name = target.split(".")
+    for part in outer:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.add_module(name, module)

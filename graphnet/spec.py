@@ -1,0 +1,214 @@
+"""The spec language: networks as nested dicts of named nodes.
+
+A node is a tuple ``(op, params)``, ``(op, params, inputs)`` or ``(op, params, inputs, attrs)``:
+``op`` a registered op name, ``params`` a dict bound against the op's signature, ``inputs`` a
+list of references, ``attrs`` a dict of hints for the trainer (frozen params, lr/wd
+multipliers, data initialisers). A nested dict is a namespace. Dict order is execution order,
+and a node without ``inputs`` takes the previous node (the first node takes the first graph
+input). A reference is resolved, in this order:
+
+1. relative to the node's namespace: ``'in'`` is a sibling, ``'../prep/act'`` climbs one level;
+   a leading ``'/'`` makes it absolute and skips this step;
+2. absolute from the root: ``'prep/act'``;
+3. a graph input: ``'input'`` by default.
+
+A reference to a namespace means its last node. Specs are plain data: they print, compare
+equal and round-trip through JSON (``to_json``/``from_json``) without executing code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import DuplicatePathError, EmptyNamespaceError, SpecError, UnknownInputError
+from .ops import get_op
+
+SEP = "/"
+
+
+@dataclass
+class FlatNode:
+    """One node of a flattened spec: its full path and its normalised parts."""
+
+    path: str
+    op: str
+    params: dict[str, Any]
+    inputs: list[str] | None  # references as written; None = the previous node
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return parent(self.path)
+
+
+def parent(path: str) -> str:
+    """The namespace holding ``path`` ('' for the root)."""
+    return path.rpartition(SEP)[0]
+
+
+def join(*parts: str) -> str:
+    return SEP.join(p for p in parts if p)
+
+
+def normalise_node(value: Any, path: str) -> tuple[str, dict, list[str] | None, dict]:
+    """Check one node's shape and return ``(op name, params, inputs, attrs)``."""
+    if not isinstance(value, (tuple, list)) or not 2 <= len(value) <= 4:
+        raise SpecError(f"a node must be (op, params[, inputs[, attrs]]) or a dict, not {value!r}", path)
+    op, params, inputs, attrs = (*value, None, None)[:4]
+    name = get_op(op, path).name
+    if not isinstance(params, dict):
+        raise SpecError(f"params must be a dict, not {params!r}", path)
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    elif inputs is not None:
+        if not all(isinstance(i, str) for i in inputs):
+            raise SpecError(f"inputs must be names, not {inputs!r}", path)
+        inputs = list(inputs)
+    if attrs is not None and not isinstance(attrs, dict):
+        raise SpecError(f"attrs must be a dict, not {attrs!r}", path)
+    return name, dict(params), inputs, dict(attrs or {})
+
+
+def flatten(spec: dict) -> tuple[list[FlatNode], dict[str, str]]:
+    """Nodes in dict order, and each namespace's last node (what a reference to it means)."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"a spec is a dict of named nodes, not {type(spec).__name__}")
+    nodes: list[FlatNode] = []
+    last: dict[str, str] = {}
+    seen: set[str] = set()
+
+    def walk(d: dict, prefix: str) -> None:
+        if not d:
+            raise EmptyNamespaceError("empty namespace: it holds no nodes", prefix or "<root>")
+        for key, value in d.items():
+            if not isinstance(key, str) or not key or "." in key or any(p in ("", "..") for p in key.split(SEP)):
+                raise SpecError(f"bad name {key!r}: names are non-empty strings without '.' or '..'",
+                                prefix or None)
+            path = join(prefix, key)
+            if isinstance(value, dict):
+                walk(value, path)
+            else:
+                if path in seen:
+                    raise DuplicatePathError("two nodes have this path", path)
+                seen.add(path)
+                nodes.append(FlatNode(path, *normalise_node(value, path)))
+                for ns in namespaces(path):  # each enclosing namespace ends (so far) here
+                    last[ns] = path
+
+    walk(spec, "")
+    for ns in last:
+        if ns in seen:
+            raise DuplicatePathError("a node and a namespace have this path", ns)
+    return nodes, last
+
+
+def namespaces(path: str) -> Iterator[str]:
+    """The proper namespaces enclosing ``path``, innermost last ('a', 'a/b' for 'a/b/c')."""
+    parts = path.split(SEP)
+    for i in range(1, len(parts)):
+        yield SEP.join(parts[:i])
+
+
+def _climb(namespace: str, ref: str) -> str | None:
+    """``ref`` read relative to ``namespace``, or None if '..' climbs above the root."""
+    parts = namespace.split(SEP) if namespace else []
+    for part in ref.split(SEP):
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return SEP.join(parts)
+
+
+def resolve(ref: str, namespace: str, nodes: set[str], last: dict[str, str], graph_inputs: tuple[str, ...],
+            path: str | None = None) -> str:
+    """The full path (or graph input) a reference means; see the module doc for the order."""
+    candidates = [ref[1:]] if ref.startswith(SEP) else [_climb(namespace, ref), ref]
+    for c in candidates:
+        if c in nodes:
+            return c
+        if c in last:
+            return last[c]
+    if ref in graph_inputs:
+        return ref
+    names = sorted(nodes | set(last) | set(graph_inputs))
+    near = difflib.get_close_matches(_climb(namespace, ref.lstrip(SEP)) or ref, names, n=3)
+    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+    raise UnknownInputError(f"input {ref!r} is no node, namespace or graph input{hint}", path)
+
+
+def relative_ref(namespace: str, target: str) -> str:
+    """The shortest relative reference from ``namespace`` to the node path ``target``."""
+    ns = namespace.split(SEP) if namespace else []
+    tg = target.split(SEP)
+    common = 0
+    while common < min(len(ns), len(tg) - 1) and ns[common] == tg[common]:
+        common += 1
+    return SEP.join([".."] * (len(ns) - common) + tg[common:])
+
+
+# -- JSON -------------------------------------------------------------------------------
+
+def to_json(spec: dict, **dump_kwargs: Any) -> str:
+    """The spec as JSON: namespaces are objects, nodes are arrays ``[op, params, ...]``."""
+    flatten(spec)  # validate first, so bad specs fail here rather than on load
+    return json.dumps(spec, **{"indent": 1, **dump_kwargs})
+
+
+def from_json(text: str) -> dict:
+    """A spec from JSON; ops are looked up by name, nothing is executed."""
+    def node(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: node(v) for k, v in value.items()}
+        op, params, *rest = value
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        return (op, params, *rest)
+
+    spec = node(json.loads(text))
+    flatten(spec)
+    return spec
+
+
+# -- loading ------------------------------------------------------------------------------
+
+def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
+    """A spec from a Python file (its ``net`` or ``build(**build_kwargs)``), ``module:attr``, or JSON.
+
+    A Python file or module is executed, as importing it would; a JSON file never is.
+    """
+    source = str(source)
+    if source.endswith(".json"):
+        return from_json(Path(source).read_text())
+    if source.endswith(".py"):
+        path = Path(source)
+        if not path.exists():
+            raise SpecError(f"no such spec file: {source}")
+        module_spec = importlib.util.spec_from_file_location(f"graphnet_spec_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return _spec_from(module, source, build_kwargs)
+    if ":" in source:
+        module_name, attr = source.split(":", 1)
+        value = getattr(importlib.import_module(module_name), attr, None)
+        if value is None:
+            raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
+        return value(**build_kwargs) if callable(value) else value
+    raise SpecError(f"spec {source!r} is neither a .py file, a .json file nor module:attr")
+
+
+def _spec_from(module: Any, source: str, build_kwargs: dict) -> dict:
+    if hasattr(module, "build"):
+        return module.build(**build_kwargs)
+    if build_kwargs:
+        raise SpecError(f"{source} has no build() to take {sorted(build_kwargs)}")
+    if hasattr(module, "net"):
+        return module.net
+    raise SpecError(f"{source} defines neither `net` nor `build()`")
