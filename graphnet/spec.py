@@ -22,6 +22,7 @@ import difflib
 import importlib
 import importlib.util
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -180,9 +181,10 @@ def from_json(text: str) -> dict:
 # -- loading ------------------------------------------------------------------------------
 
 def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
-    """A spec from a Python file (its ``net`` or ``build(**build_kwargs)``), ``module:attr``, or JSON.
+    """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, or JSON.
 
-    A Python file or module is executed, as importing it would; a JSON file never is.
+    A Python file runs as a script would, with its folder importable (``specs/bag_of_tricks.py``
+    imports ``resnet9``); a JSON file never executes code.
     """
     source = str(source)
     if source.endswith(".json"):
@@ -193,7 +195,12 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
             raise SpecError(f"no such spec file: {source}")
         module_spec = importlib.util.spec_from_file_location(f"graphnet_spec_{path.stem}", path)
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        folder = str(path.resolve().parent)
+        sys.path.insert(0, folder)  # as for a script: a spec file imports its neighbours
+        try:
+            module_spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(folder)
         return _spec_from(module, source, build_kwargs)
     if ":" in source:
         module_name, attr = source.split(":", 1)
