@@ -1,0 +1,112 @@
+"""The fx executor: straight-line code, outputs, and the nn.Module contract."""
+
+import io
+
+import pytest
+import torch
+
+import graphnet
+from graphnet.ops import add, batch_norm, conv, identity, linear, relu
+
+
+@pytest.fixture
+def net(resnet9_spec):
+    torch.manual_seed(0)
+    return graphnet.compile(graphnet.build(resnet9_spec))
+
+
+def test_code_is_one_line_per_node_and_identities_vanish(net, resnet9_spec):
+    g = graphnet.build(resnet9_spec)
+    body = [line for line in net.code.splitlines() if "=" in line and not line.strip().startswith("def")]
+    assert len(body) == len(g) - len(g.find(op="identity")) + 1  # + the placeholder alias
+    assert "for " not in net.code and "residual_in" not in net.code
+    assert "self.layer1.residual.res1.conv(" in net.code
+
+
+def test_submodules_and_state_dict_follow_paths(net):
+    keys = list(net.state_dict())
+    assert keys[0] == "prep.conv.weight"
+    assert "layer3.residual.res2.bn.running_var" in keys
+    assert sum(p.numel() for p in net.parameters()) == 6_573_120
+
+
+def test_state_dict_round_trip(net, resnet9_spec):
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    buffer.seek(0)
+    other = graphnet.compile(graphnet.build(resnet9_spec))
+    other.load_state_dict(torch.load(buffer))
+    x = torch.randn(2, 3, 32, 32)
+    net.eval(), other.eval()
+    assert torch.equal(net(x), other(x))
+
+
+def test_outputs_single_list_and_dict(net):
+    x = torch.randn(2, 3, 32, 32)
+    g = net.spec_graph
+    features = graphnet.compile(g, outputs="flatten", modules=net)(x)
+    assert features.shape == (2, 512)
+    both = graphnet.compile(g, outputs=["flatten", "logits"], modules=net)(x)
+    assert set(both) == {"flatten", "logits"} and torch.allclose(both["flatten"], features)
+    named = graphnet.compile(g, outputs={"f": "flatten"}, modules=net)(x)
+    assert torch.allclose(named["f"], features)
+    with pytest.raises(graphnet.SpecError, match="^nope: output"):
+        graphnet.compile(g, outputs="nope")
+
+
+def test_shared_modules_share_weights(net):
+    other = graphnet.compile(net.spec_graph, modules=net)
+    assert other.prep.conv.weight is net.prep.conv.weight
+
+
+def test_frozen_attr_turns_off_grad():
+    g = graphnet.build({"c": conv(3, 4), "bn": ("batch_norm", {"c": 4}, None, {"frozen": ["weight"]})})
+    net = graphnet.compile(g)
+    assert not net.bn.weight.requires_grad and net.bn.bias.requires_grad
+
+
+def test_channels_last_and_half(net):
+    x = torch.randn(2, 3, 32, 32)
+    net.eval()
+    ref = net(x)
+    net = net.to(memory_format=torch.channels_last)
+    assert net.prep.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(net(x.to(memory_format=torch.channels_last)), ref, atol=1e-5)
+    half = net.half()
+    assert half.prep.conv.weight.dtype == torch.float16
+
+
+def test_train_and_eval_modes_reach_batch_norm(net):
+    net.eval()
+    assert not net.prep.bn.training
+    net.train()
+    assert net.layer3.residual.res2.bn.training
+
+
+def test_torch_compile_traces_the_whole_graph_in_one_piece(net):
+    torch._dynamo.reset()
+    x = torch.randn(2, 3, 32, 32)
+    net(x)  # the first, checked forward
+    explanation = torch._dynamo.explain(net)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    compiled = torch.compile(net, backend="aot_eager")
+    net.eval()
+    assert torch.allclose(compiled(x), net(x), atol=1e-5)
+
+
+def test_deepcopy_keeps_spec_graph_and_weights(net):
+    import copy
+    twin = copy.deepcopy(net)
+    assert twin.spec_graph is net.spec_graph
+    assert torch.equal(twin.prep.conv.weight, net.prep.conv.weight)
+    assert twin.prep.conv.weight is not net.prep.conv.weight
+
+
+def test_small_graph_matches_torch_by_hand():
+    torch.manual_seed(0)
+    spec = {"in": identity(), "c": conv(2, 2, kernel_size=1), "bn": batch_norm(2), "r": relu(),
+            "s": add(inputs=["in", "r"]), "fc": ("flatten", {}), "out": linear(2 * 3 * 3, 1)}
+    net = graphnet.compile(graphnet.build(spec)).eval()
+    x = torch.randn(4, 2, 3, 3)
+    h = x + torch.relu(net.bn(net.c(x)))
+    assert torch.allclose(net(x), net.out(h.flatten(1)))
