@@ -1,11 +1,15 @@
 """Data sets for training: loading and caching, on-device storage, vectorised batch augmentation."""
 
 from .augment import cutout, random_crop, random_flip
+from .loader import CIFAR10_MEAN, CIFAR10_STD, DeviceData
 from .sources import DataError, Dataset, default_cache_dir, load_dataset
 
 __all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
     "DataError",
     "Dataset",
+    "DeviceData",
     "cutout",
     "default_cache_dir",
     "load_dataset",
