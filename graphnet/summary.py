@@ -1,0 +1,152 @@
+"""``summary(graph, input_shape)``: each node's output shape, parameter count and FLOPs.
+
+Shapes come from one forward pass on the ``meta`` device: the graph is compiled with its
+modules made on ``meta`` (no memory, no arithmetic) and run node by node in eval mode (so
+ops like ghost batch norm take any batch size). FLOPs count
+convolutions and linear layers only, as 2 × multiply-accumulates, for the batch as given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import networkx as nx
+import torch
+from torch import fx, nn
+
+from .compile import _Locator, compile
+from .errors import SpecError
+from .graph import Graph
+from .ops import get_op
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One node: its output ``shape`` (None if not a tensor), ``params`` and ``flops``."""
+
+    path: str
+    op: str
+    shape: Shape | None
+    params: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The rows in execution order, the graph inputs' shapes, and totals."""
+
+    rows: tuple[Row, ...]
+    input_shapes: Mapping[str, Shape]
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def total_flops(self) -> int:
+        return sum(r.flops for r in self.rows)
+
+    @property
+    def shapes(self) -> dict[str, Shape | None]:
+        """Path (or graph input) -> output shape."""
+        return {**self.input_shapes, **{r.path: r.shape for r in self.rows}}
+
+    def __str__(self) -> str:
+        header = ("node", "op", "output shape", "params", "flops")
+        lines = [(name, "input", _shape_str(shape), "", "") for name, shape in self.input_shapes.items()]
+        lines += [(r.path, r.op, _shape_str(r.shape), f"{r.params:,}" if r.params else "",
+                   f"{r.flops:,}" if r.flops else "") for r in self.rows]
+        total = ("total", "", "", f"{self.total_params:,}", f"{self.total_flops:,}")
+        widths = [max(len(line[i]) for line in (header, *lines, total)) for i in range(len(header))]
+
+        def fmt(line: tuple[str, ...]) -> str:
+            left = "  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths))
+            right = "  ".join(cell.rjust(w) for cell, w in zip(line[3:], widths[3:]))
+            return f"{left}  {right}"
+
+        rule = "-" * len(fmt(header))
+        return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total)])
+
+
+def _shape_str(shape: Shape | None) -> str:
+    return "-" if shape is None else "×".join(map(str, shape))
+
+
+class _ShapeRecorder(_Locator):
+    """Runs the compiled graph node by node, keeping each node's output shape."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__(module)
+        self.shapes: dict[str, Shape | None] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        path = n.meta.get("graphnet_path")
+        if path is not None:
+            self.shapes[path] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+        return out
+
+
+def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int]],
+            outputs: str | Sequence[str] | None = None) -> Summary:
+    """Shapes, parameters and FLOPs of ``graph`` for inputs of ``input_shape`` (batch dim included).
+
+    ``input_shape``: one shape for a single-input graph, else a dict input name -> shape.
+    ``outputs``: a node path or list of them; only the nodes they depend on are counted
+    (default: every node). A node that fails on these shapes raises ``ShapeError``.
+    """
+    given = dict(input_shape) if isinstance(input_shape, Mapping) else {graph.inputs[0]: input_shape}
+    graph = _needed(graph, outputs)
+    missing = [name for name in graph.inputs if name not in given]
+    if missing:
+        raise ValueError(f"no input shape for graph input(s) {', '.join(missing)}")
+    input_shapes = {name: tuple(given[name]) for name in graph.inputs}
+    with torch.device("meta"):
+        network = compile(graph).eval()
+    recorder = _ShapeRecorder(network)
+    with torch.no_grad():
+        recorder.run(*(torch.empty(shape, device="meta") for shape in input_shapes.values()))
+
+    shapes: dict[str, Shape | None] = {**input_shapes, **recorder.shapes}
+    rows = []
+    for node in graph.nodes:
+        kind = get_op(node.op).kind
+        if kind == "alias":
+            shapes[node.path] = shapes[node.inputs[0]]
+        module = network.get_submodule(node.path.replace("/", ".")) if kind == "module" else None
+        params = sum(p.numel() for p in module.parameters()) if module is not None else 0
+        rows.append(Row(node.path, node.op, shapes[node.path], params, _flops(module, shapes[node.path])))
+    return Summary(tuple(rows), input_shapes)
+
+
+def _needed(graph: Graph, outputs: str | Sequence[str] | None) -> Graph:
+    """``graph`` cut down to the nodes that ``outputs`` depend on."""
+    if outputs is None:
+        return graph
+    targets = [outputs] if isinstance(outputs, str) else list(outputs)
+    keep = set(targets)
+    for path in targets:
+        if path not in graph:
+            raise SpecError("output is not a node of the graph", path)
+        keep |= nx.ancestors(graph.nx, path)
+    return Graph([n for n in graph.nodes if n.path in keep], tuple(i for i in graph.inputs if i in keep))
+
+
+def _flops(module: nn.Module | None, shape: Shape | None) -> int:
+    """2 × multiply-accumulates of a conv or linear layer producing ``shape``; 0 otherwise."""
+    if shape is None:
+        return 0
+    out = 1
+    for d in shape:
+        out *= d
+    if isinstance(module, nn.modules.conv._ConvNd):
+        per_output = module.in_channels // module.groups
+        for k in module.kernel_size:
+            per_output *= k
+        return 2 * out * per_output
+    if isinstance(module, nn.Linear):
+        return 2 * out * module.in_features
+    return 0

@@ -1,0 +1,72 @@
+import pytest
+
+import graphnet
+from graphnet.ops import add, conv, linear, relu
+from graphnet.summary import Row, Summary
+
+
+@pytest.fixture
+def resnet9_graph(resnet9_spec):
+    return graphnet.build(resnet9_spec)
+
+
+def test_resnet9_totals(resnet9_graph):
+    s = graphnet.summary(resnet9_graph, (1, 3, 32, 32))
+    assert isinstance(s, Summary) and all(isinstance(r, Row) for r in s.rows)
+    assert s.total_params == 6_573_120
+    # conv: 2 × H_out × W_out × c_in × c_out × 3 × 3, at the resolution it runs at
+    convs = [(32, 3, 64), (32, 64, 128), (16, 128, 128), (16, 128, 128),  # prep, layer1 (+ residual)
+             (16, 128, 256), (8, 256, 512), (4, 512, 512), (4, 512, 512)]  # layer2, layer3 (+ residual)
+    flops = sum(2 * hw * hw * c_in * c_out * 9 for hw, c_in, c_out in convs) + 2 * 512 * 10
+    assert s.total_flops == flops == 758_523_904
+    assert graphnet.summary(resnet9_graph, (4, 3, 32, 32)).total_flops == 4 * flops
+
+
+def test_resnet9_shapes(resnet9_graph):
+    s = graphnet.summary(resnet9_graph, (2, 3, 32, 32))
+    assert s.shapes["input"] == (2, 3, 32, 32)
+    assert s.shapes["prep/relu"] == (2, 64, 32, 32)
+    assert s.shapes["layer1/pool"] == (2, 128, 16, 16)
+    assert s.shapes["layer1/residual/in"] == (2, 128, 16, 16)  # an identity has its input's shape
+    assert s.shapes["layer3/residual/add"] == (2, 512, 4, 4)
+    assert s.shapes["flatten"] == (2, 512)
+    assert s.shapes["logits"] == (2, 10)
+    assert [r.path for r in s.rows] == list(resnet9_graph.order)
+    rows = {r.path: r for r in s.rows}
+    assert rows["layer1/conv"].params == 64 * 128 * 9 and rows["layer1/bn"].params == 2 * 128
+    assert rows["layer1/bn"].flops == 0 and rows["logits"].params == 0
+
+
+def test_table(resnet9_graph):
+    text = str(graphnet.summary(resnet9_graph, (1, 3, 32, 32)))
+    lines = text.splitlines()
+    assert lines[0].split() == ["node", "op", "output", "shape", "params", "flops"]
+    assert "layer1/residual/res2/conv" in text and "1×128×16×16" in text
+    assert lines[-1].split() == ["total", "6,573,120", "758,523,904"]
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+
+
+def test_outputs_limits_rows(resnet9_graph):
+    s = graphnet.summary(resnet9_graph, (1, 3, 32, 32), outputs="layer1/pool")
+    assert [r.path for r in s.rows][-1] == "layer1/pool" and "layer2/conv" not in s.shapes
+    assert s.total_params == 1728 + 128 + 73728 + 256
+    with pytest.raises(graphnet.SpecError, match="nope"):
+        graphnet.summary(resnet9_graph, (1, 3, 32, 32), outputs="nope")
+
+
+def test_several_inputs():
+    g = graphnet.build({"a": conv(3, 8, inputs="x"), "b": conv(4, 8, kernel_size=1, inputs="y"),
+                        "sum": add(inputs=["a", "b"])}, inputs=("x", "y"))
+    s = graphnet.summary(g, {"x": (1, 3, 8, 8), "y": (1, 4, 8, 8)})
+    assert s.shapes["sum"] == (1, 8, 8, 8)
+    assert s.total_flops == 2 * 64 * 8 * (3 * 9 + 4)
+    with pytest.raises(ValueError, match="y"):
+        graphnet.summary(g, {"x": (1, 3, 8, 8)})
+
+
+def test_linear_counts_and_shape_error_names_node():
+    g = graphnet.build({"fc": linear(16, 4), "act": relu()})
+    s = graphnet.summary(g, (5, 16))
+    assert s.total_params == 16 * 4 + 4 and s.total_flops == 2 * 5 * 16 * 4
+    with pytest.raises(graphnet.ShapeError, match="^fc: "):
+        graphnet.summary(g, (5, 15))
