@@ -1,0 +1,97 @@
+"""Arguments the commands share: a spec, its build options and rewrite passes -> a Graph."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from typing import Any
+
+from ..graph import Graph, build
+from ..spec import load_spec
+
+
+def parse_rewrite(text: str) -> str | tuple[str, dict[str, Any]]:
+    """``NAME`` -> ``'NAME'``; ``NAME:k=v,k2=v2`` -> ``('NAME', {'k': v, 'k2': v2})``.
+
+    Values are read with ``ast.literal_eval`` (``0.2``, ``(1, 2)``, ``'a,b'``), else kept as
+    strings. Commas inside brackets or quotes do not split.
+    """
+    name, colon, rest = text.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rewrite is NAME or NAME:key=value,...")
+    if not colon:
+        return name
+    params: dict[str, Any] = {}
+    for item in _split_top_level(rest):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise argparse.ArgumentTypeError(f"{text!r}: {item!r} is not key=value")
+        params[key.strip()] = _literal(value.strip())
+    return name, params
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets and quotes; empty items dropped."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item for item in items if item.strip()]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``3,32,32`` -> ``(3, 32, 32)``."""
+    try:
+        shape = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a shape is positive integers separated by commas")
+    return shape
+
+
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    """SPEC, ``--width-mult`` and ``--rewrite``: what ``graph_from_args`` reads."""
+    parser.add_argument("spec", metavar="SPEC",
+                        help="a Python file defining `net` or `build()`, module:attr, or a JSON spec")
+    parser.add_argument("--width-mult", type=float, metavar="F",
+                        help="passed to the spec's build(width_mult=F)")
+    parser.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
+                        help="apply a rewrite pass to the network (repeatable, applied in order)")
+
+
+def graph_from_args(args: argparse.Namespace) -> Graph:
+    """The spec built into a Graph, with the ``--rewrite`` passes that apply to a network.
+
+    Passes for the loss or evaluation graph (``label_smoothing``, ``tta_flip``) are skipped
+    with a note on stderr.
+    """
+    build_kwargs = {} if args.width_mult is None else {"width_mult": args.width_mult}
+    graph = build(load_spec(args.spec, **build_kwargs))
+    if args.rewrite:
+        from ..rewrites import rewrite, split_passes
+        passes = split_passes(args.rewrite)
+        skipped = [p if isinstance(p, str) else p[0] for p in passes["loss"] + passes["eval"]]
+        if skipped:
+            print(f"graphnet {args.command}: note: skipped passes for the loss or eval graph: {', '.join(skipped)}",
+                  file=sys.stderr)
+        graph = rewrite(graph, passes["net"])
+    return graph

@@ -1,0 +1,65 @@
+"""``graphnet render`` (draw a spec) and ``graphnet summary`` (its shapes, params and FLOPs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..summary import summary
+from .args import add_graph_arguments, graph_from_args, parse_shape
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("render", help="draw a spec as .svg, .png or .dot",
+                              description="Draw a spec: namespaces as nested boxes, one arrow per input.")
+    add_graph_arguments(p)
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="output .svg, .png or .dot (default: <spec name>.svg here)")
+    p.add_argument("--shapes", action="store_true", help="label the edges with tensor shapes")
+    p.add_argument("--summary", action="store_true", help="also print the summary table")
+    _add_input_shape(p)
+    p.add_argument("--engine", choices=("dot", "graphviz-pure"),
+                   help="layout program (default: system dot if installed, else graphviz-pure)")
+    p.set_defaults(run=run_render)
+
+    p = subparsers.add_parser("summary", help="print each node's output shape, params and FLOPs",
+                              description="Print each node's output shape, parameter count and FLOPs.")
+    add_graph_arguments(p)
+    _add_input_shape(p)
+    p.set_defaults(run=run_summary)
+
+
+def _add_input_shape(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", type=parse_shape, default=(3, 32, 32), metavar="C,H,W",
+                   help="the input's shape without the batch dim (default: 3,32,32)")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size the FLOPs count (default: 1)")
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from ..render import RenderError, render
+
+    graph = graph_from_args(args)
+    table = summary(graph, (args.batch, *args.input_shape)) if args.shapes or args.summary else None
+    if table is not None and args.summary:
+        print(table)
+    output = args.output or Path(f"{_stem(args.spec)}.svg")
+    try:
+        render(graph, output, shapes=table.shapes if args.shapes else None, prog=args.engine)
+    except RenderError as e:
+        print(f"graphnet render: error: {e}", file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    print(summary(graph_from_args(args), (args.batch, *args.input_shape)))
+    return 0
+
+
+def _stem(source: str) -> str:
+    """A file name for a spec: the file's stem, or the module's last part for module:attr."""
+    if source.endswith((".py", ".json")) or ":" not in source:
+        return Path(source).stem
+    return source.split(":", 1)[0].rpartition(".")[2]
