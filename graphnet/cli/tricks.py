@@ -1,0 +1,40 @@
+"""``graphnet tricks``: the bag-of-tricks rewrite passes and the training-loop tricks."""
+
+from __future__ import annotations
+
+import argparse
+
+# Page's tricks that live in the training loop, not in the graph: (name, what it does).
+TRAINING_TRICKS = (
+    ("gpu_preprocessing", "keep the data set on the GPU and normalise and pad it there, once"),
+    ("batch_augmentation", "draw random crops, flips and cutout for a whole batch at once, on the GPU"),
+    ("ema", "evaluate an exponential moving average of the weights and BN stats (momentum 0.99 every 5 steps)"),
+)
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("tricks", help="list the bag-of-tricks rewrite passes and training-loop tricks",
+                              description="List the rewrite passes (for --rewrite and recipes) with their "
+                                          "params, the graph each applies to and what it changes; then the "
+                                          "tricks that are trainer options.")
+    p.add_argument("name", nargs="?", metavar="PASS", help="show this pass's full documentation")
+    p.set_defaults(run=run_tricks)
+
+
+def run_tricks(args: argparse.Namespace) -> int:
+    from ..rewrites import PASSES, RewriteError
+
+    if args.name:
+        if args.name not in PASSES:
+            raise RewriteError(args.name, f"no such pass (known: {', '.join(PASSES)})")
+        p = PASSES[args.name]
+        print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph]\n\n{p.doc}")
+        return 0
+    print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by the graph they apply to:")
+    for p in PASSES.values():
+        print(f"  {p.applies_to:<5} {p.name}{p.params_str()}\n        {p.doc.splitlines()[0]}")
+    print("\nTraining-loop tricks (trainer options, not rewrites):")
+    width = max(len(name) for name, _ in TRAINING_TRICKS)
+    for name, doc in TRAINING_TRICKS:
+        print(f"  {name:<{width}}  {doc} (trainer option)")
+    return 0

@@ -1,0 +1,24 @@
+"""Page's bag of tricks as named, composable graph -> graph passes.
+
+``rewrite(graph, ['pool_before_norm', 'celu', ('ghost_bn', {'num_splits': 16}), ...])``
+turns the ResNet-9 baseline into the final network (``specs/bag_of_tricks.py``). Each pass
+is a pure function ``Graph -> Graph`` registered by name with the graph it applies to:
+``'net'``, ``'loss'`` (the loss graph: ``label_smoothing``) or ``'eval'`` (the evaluation
+graph made from the net: ``tta_flip``). In Page's order: ``pool_before_norm``,
+``label_smoothing``, ``celu``, ``ghost_bn``, ``freeze_bn_scale``, ``whiten_input``,
+``tta_flip``; also ``pool_before_act`` and ``swap_activation``.
+
+Passes leave optimiser and initialisation hints as node attrs; ``param_groups(network)``
+and ``initialise(network, images)`` read them for the trainer.
+"""
+
+# Importing the pass modules registers their passes; in Page's order, which the registry keeps.
+from . import pools, loss, activations, ghost_bn, freeze_bn, whiten, tta  # noqa: F401, I001
+from .ghost_bn import GhostBatchNorm
+from .hints import INITIALISERS, initialise, param_groups, register_initialiser
+from .registry import PASSES, NoMatchError, Pass, RewriteError, list_passes, register_pass, rewrite, split_passes
+
+__all__ = [
+    "INITIALISERS", "PASSES", "GhostBatchNorm", "NoMatchError", "Pass", "RewriteError", "initialise", "list_passes",
+    "param_groups", "register_initialiser", "register_pass", "rewrite", "split_passes",
+]
