@@ -6,11 +6,13 @@ from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamE
 from .graph import Graph, Node, build
 from .ops import REGISTRY, get_op, register
 from .render import render
+from .rewrites import initialise, rewrite
 from .spec import from_json, load_spec, to_json
 from .summary import Row, Summary, summary
 
 __all__ = [
     "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
     "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError", "build",
-    "compile", "from_json", "get_op", "load_spec", "register", "render", "summary", "to_json",
+    "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
+    "to_json",
 ]
