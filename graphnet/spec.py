@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import inspect
 import json
 import sys
 from dataclasses import dataclass, field
@@ -213,6 +214,11 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
 
 def _spec_from(module: Any, source: str, build_kwargs: dict) -> dict:
     if hasattr(module, "build"):
+        try:
+            inspect.signature(module.build).bind(**build_kwargs)
+        except TypeError as e:
+            raise SpecError(f"{source}: build{inspect.signature(module.build)} cannot take "
+                            f"{build_kwargs}: {e}") from None
         return module.build(**build_kwargs)
     if build_kwargs:
         raise SpecError(f"{source} has no build() to take {sorted(build_kwargs)}")

@@ -127,3 +127,10 @@ def test_register_a_module_class_and_a_function():
         scaled_tanh(scael=2.0)
     # ops may also be named by their target in a spec
     assert graphnet.build({"d": (nn.Dropout, {"p": 0.1})})["d"].op == "dropout_test"
+
+
+def test_load_spec_build_kwargs_the_spec_cannot_take(tmp_path):
+    path = tmp_path / "fixed.py"
+    path.write_text("from graphnet.ops import relu\n\ndef build():\n    return {'a': relu()}\n")
+    with pytest.raises(graphnet.SpecError, match="cannot take .*width_mult"):
+        load_spec(path, width_mult=0.5)
