@@ -1,0 +1,22 @@
+"""The fast trainer for Page's bag of tricks: recipes, Page's SGD, EMA, TTA, logs, checkpoints.
+
+``Trainer(make_graphs(net, recipe.passes), recipe, dataset).run(seed)`` trains one run;
+``make_setup`` and ``train_runs`` add the configuration header, the logs and checkpoints
+(what ``graphnet train`` does).
+"""
+
+from .checkpoint import load_checkpoint, rebuild, save_checkpoint
+from .ema import EMA
+from .loop import (Graphs, NonFiniteLoss, Options, RunResult, Trainer, TrainError, evaluate, loss_and_correct,
+                   make_graphs, resolve_device, resolve_precision)
+from .optim import NesterovSGD, make_optimizer, set_lr
+from .recipes import DEFAULT, RECIPES, STEPS, Recipe, as_pass, get_recipe
+from .runner import Setup, make_setup, train_runs
+from .schedule import PiecewiseLinear
+
+__all__ = [
+    "DEFAULT", "EMA", "Graphs", "NesterovSGD", "NonFiniteLoss", "Options", "PiecewiseLinear", "RECIPES", "STEPS",
+    "Recipe", "RunResult", "Setup", "TrainError", "Trainer", "as_pass", "evaluate", "get_recipe", "load_checkpoint",
+    "loss_and_correct", "make_graphs", "make_optimizer", "make_setup", "rebuild", "resolve_device",
+    "resolve_precision", "save_checkpoint", "set_lr", "train_runs",
+]

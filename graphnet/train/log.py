@@ -1,0 +1,131 @@
+"""Training logs: the per-epoch table on stdout, TSV and JSON files, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+# (key, header, width, format) of each per-epoch column
+COLUMNS = (
+    ("epoch", "epoch", 5, "d"),
+    ("lr", "lr", 7, ".4f"),
+    ("train_time", "train time", 10, ".2f"),
+    ("train_loss", "train loss", 10, ".4f"),
+    ("train_acc", "train acc", 9, ".4f"),
+    ("test_time", "test time", 9, ".2f"),
+    ("test_loss", "test loss", 9, ".4f"),
+    ("test_acc", "test acc", 8, ".4f"),
+    ("total_time", "total time", 10, ".2f"),
+)
+
+# the ablation table's columns; a callable format makes its cell from the whole row
+ABLATION_COLUMNS = (
+    ("step", "step", 17, "s"),
+    ("epochs", "epochs", 6, "d"),
+    ("runs", "runs", 4, "d"),
+    ("time", "train time (s)", 15, lambda r: f"{r['time_mean']:.2f} ± {r['time_std']:.2f}"),
+    ("acc", "test acc", 15, lambda r: f"{r['acc_mean']:.4f} ± {r['acc_std']:.4f}"),
+    ("v100_time", "V100 time (s)", 13, ".0f"),
+    ("v100_acc", "V100 acc", 8, ".3f"),
+)
+
+
+def _cell(row: dict[str, Any], key: str, width: int, fmt: str | Callable[[dict], str]) -> str:
+    if callable(fmt):
+        return fmt(row).rjust(width)
+    if row.get(key) is None:
+        return "-".rjust(width)
+    return format(row[key], fmt).rjust(width)
+
+
+def table_header(columns: Sequence[tuple] = COLUMNS) -> str:
+    return "  ".join(header.rjust(width) for _, header, width, _ in columns)
+
+
+def table_row(row: dict[str, Any], columns: Sequence[tuple] = COLUMNS) -> str:
+    return "  ".join(_cell(row, key, width, fmt) for key, _, width, fmt in columns)
+
+
+class Progress:
+    """A ``\\r`` step counter on ``stream``, only when it is a terminal (logs stay clean)."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None):
+        self.stream = stream or sys.stdout
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.shown = False
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if self.enabled:
+            print(f"\r{label}: {done}/{total}", end="", file=self.stream, flush=True)
+            self.shown = True
+
+    def clear(self) -> None:
+        """Erase the counter line, so the next print starts clean."""
+        if self.shown:
+            print("\r\033[K", end="", file=self.stream, flush=True)
+            self.shown = False
+
+
+def write_tsv(rows: Sequence[dict[str, Any]], path: Path, keys: Sequence[str] | None = None) -> None:
+    """``rows`` as tab-separated values with a header line (``keys``: default the first row's)."""
+    keys = list(keys or (rows[0] if rows else [key for key, *_ in COLUMNS]))
+    lines = ["\t".join(keys)]
+    lines += ["\t".join("" if row.get(k) is None else str(row[k]) for k in keys) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_json(data: Any, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def summarise(values: Sequence[float]) -> dict[str, float]:
+    """mean, min, max and (sample) std of ``values`` (std 0 for one value)."""
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe off the main thread
+
+    return Figure(figsize=(width, height), layout="tight")
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Accuracy and loss (train and test) by epoch, as a PNG."""
+    fig = _figure(10, 4)
+    epochs = [r["epoch"] for r in rows]
+    for ax, metric in zip(fig.subplots(1, 2), ("acc", "loss")):
+        for split in ("train", "test"):
+            values = [r[f"{split}_{metric}"] for r in rows]
+            ax.plot(epochs, [v if v is not None and math.isfinite(v) else math.nan for v in values],
+                    marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy" if metric == "acc" else "loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+def plot_ablation(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Bars of train time and test accuracy (mean, with the std as error bars) by step, as a PNG."""
+    fig = _figure(max(6.0, 1.1 * len(rows)), 7)
+    ax_time, ax_acc = fig.subplots(2, 1, sharex=True)
+    x = range(len(rows))
+    ax_time.bar(x, [r["time_mean"] for r in rows], yerr=[r["time_std"] for r in rows], color="tab:blue")
+    ax_time.set_ylabel("train time (s)")
+    accs = [r["acc_mean"] for r in rows]
+    ax_acc.bar(x, accs, yerr=[r["acc_std"] for r in rows], color="tab:green")
+    low = min(accs)
+    ax_acc.set_ylim(max(0.0, low - 0.1 * (1 - low) - 0.02), min(1.0, max(accs) + 0.02))
+    ax_acc.set_ylabel("test accuracy")
+    ax_acc.set_xticks(list(x), [r["step"] for r in rows], rotation=30, ha="right")
+    for ax in (ax_time, ax_acc):
+        ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=100)

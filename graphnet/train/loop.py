@@ -1,0 +1,326 @@
+"""The fast trainer: data on the device, Page's SGD, EMA, flip-TTA, DAWNBench timing.
+
+A :class:`Trainer` is made once per (graphs, recipe, data set, options): it compiles the
+networks, keeps the whitening images, and on CUDA (or with ``compile``) warms up on random
+data, all before any clock starts. Each :meth:`Trainer.run` then re-initialises the weights
+from its seed and trains. Its clock covers the preprocessing (moving the data set to the
+device, normalising, padding) and the training epochs, synchronising CUDA before each read;
+evaluation is timed apart, and the last epoch's evaluation (through the eval graph, so with
+TTA if it has it) is the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from ..compile import compile
+from ..data import Dataset, DeviceData
+from ..graph import Graph, build
+from ..losses import LOSS_INPUTS, cross_entropy
+from .ema import EMA
+from .log import Progress
+from .optim import make_optimizer, set_lr
+from .recipes import Recipe
+from .schedule import PiecewiseLinear
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see
+WARMUP_STEPS = 3
+
+
+class TrainError(Exception):
+    """A run cannot start or cannot go on; the message says why."""
+
+
+class NonFiniteLoss(TrainError):
+    """The training loss became NaN or infinite; ``rows`` holds the epochs completed before."""
+
+    def __init__(self, epoch: int, step: int, steps: int, rows: list[dict[str, Any]]):
+        self.epoch, self.step, self.rows = epoch, step, rows
+        super().__init__(f"non-finite training loss at epoch {epoch}, step {step} of {steps}: stopping "
+                         f"(the log keeps the {len(rows)} epoch(s) before)")
+
+
+@dataclass(frozen=True)
+class Graphs:
+    """What a run trains and evaluates: the network, its loss graph and its eval graph."""
+
+    net: Graph
+    loss: Graph
+    eval: Graph
+
+
+def make_graphs(net: Graph, passes: Iterable = ()) -> Graphs:
+    """Apply each pass to the graph it applies to: the net, the cross-entropy loss graph, or
+    the eval graph (made from the rewritten net)."""
+    from ..rewrites import rewrite, split_passes
+
+    split = split_passes(passes)
+    net = rewrite(net, split["net"])
+    loss = rewrite(build(cross_entropy(), inputs=LOSS_INPUTS), split["loss"])
+    return Graphs(net, loss, rewrite(net, split["eval"]))
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run, apart from the recipe. ``precision`` 'auto' is bf16 on CUDA, fp32 on CPU;
+    ``progress`` None shows the step counter only when ``stream`` is a terminal."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    progress: bool | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available, else cpu; TrainError if cuda is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"device {name!r} asked for, but CUDA is not available")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """fp32 | bf16 (autocast) | fp16 (Page: fp16 weights, batch norms in fp32); 'auto' -> bf16 on CUDA."""
+    if precision not in PRECISIONS:
+        raise TrainError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if device.type != "cuda" and precision != "fp32":
+        raise TrainError(f"precision {precision} needs CUDA; on {device.type} training runs in fp32")
+    return precision
+
+
+@dataclass
+class RunResult:
+    """One run: per-epoch ``rows``, final test accuracy/loss (the last row's), and times in seconds.
+
+    ``train_time`` is the DAWNBench time (preprocessing ``prep_time`` plus training);
+    ``eval_time`` the final evaluation's; ``images_per_s`` training images per second of
+    training time (preprocessing excluded).
+    """
+
+    seed: int
+    rows: list[dict[str, Any]]
+    prep_time: float
+    train_time: float
+    eval_time: float
+    test_loss: float
+    test_acc: float
+    images_per_s: float
+    state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)  # evaluated weights, fp32 on CPU
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _keep_norms_fp32(network: nn.Module) -> nn.Module:
+    """Page's fp16: every module in half precision except batch norms (and their subclasses)."""
+    network.half()
+    for module in network.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.float()
+    return network
+
+
+def loss_and_correct(network: nn.Module, loss_net: nn.Module, autocast: Callable[[], Any]):
+    """``f(images, labels) -> (summed loss, number correct)``, as 0-d tensors (no sync)."""
+    def f(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast():
+            logits = network(images)
+        logits = logits.float()
+        return loss_net(logits, labels).sum(), (logits.argmax(1) == labels).sum()
+
+    return f
+
+
+@torch.no_grad()
+def evaluate(fn: Callable, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             device: torch.device) -> tuple[float, float, float]:
+    """(mean loss, accuracy, seconds) of ``fn`` (see :func:`loss_and_correct`) over ``batches``."""
+    _sync(device)
+    start = time.perf_counter()
+    loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    n = 0
+    for images, labels in batches:
+        batch_loss, batch_correct = fn(images, labels)
+        loss += batch_loss
+        correct += batch_correct
+        n += len(labels)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    if n == 0:
+        raise TrainError("the test set is empty")
+    return loss.item() / n, correct.item() / n, seconds
+
+
+class Trainer:
+    """Trains ``graphs`` on ``dataset`` by ``recipe`` (see the module doc)."""
+
+    def __init__(self, graphs: Graphs, recipe: Recipe, dataset: Dataset, options: Options = Options(),
+                 stream: TextIO | None = None):
+        self.graphs, self.recipe, self.dataset, self.options = graphs, recipe, dataset, options
+        self.stream = stream or sys.stdout
+        self.device = resolve_device(options.device)
+        self.precision = resolve_precision(options.precision, self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        bf16 = self.precision == "bf16"
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+        self.image_size = dataset.train_images.shape[1]
+        if len(dataset.train_images) < recipe.batch_size:
+            raise TrainError(f"{len(dataset.train_images)} training images make no batch of "
+                             f"{recipe.batch_size}: use a smaller batch size or more data")
+
+        self.net = compile(graphs.net).to(self.device, memory_format=self.memory_format)
+        if self.precision == "fp16":
+            _keep_norms_fp32(self.net)
+        self.loss_net = compile(graphs.loss).to(self.device)
+        self.ema = EMA(self.net, **recipe.ema) if recipe.ema else None
+        self.evaluated = self.ema.network if self.ema else self.net
+        self.eval_net = compile(graphs.eval, modules=self.evaluated)
+        train_fn = loss_and_correct(self.net, self.loss_net, self.autocast)
+        eval_fn = loss_and_correct(self.eval_net, self.loss_net, self.autocast)
+        self.train_fn = torch.compile(train_fn) if options.compile else train_fn
+        self.eval_fn = torch.compile(eval_fn) if options.compile else eval_fn
+        self.whiten_images = self._whiten_images() if graphs.net.find(where=lambda n: "init" in n.attrs) else None
+        if cuda or options.compile:
+            self._warm_up()
+
+    # -- before the clock ----------------------------------------------------------------------
+
+    def _whiten_images(self) -> torch.Tensor:
+        """The first WHITEN_IMAGES training images, normalised, unpadded, on the device."""
+        d, n = self.dataset, WHITEN_IMAGES
+        head = Dataset(d.train_images[:n], d.train_labels[:n], d.test_images[:0], d.test_labels[:0], d.classes)
+        return DeviceData(head, self.device, pad=0).train_images
+
+    def _warm_up(self) -> None:
+        """Run the train and eval shapes on random data (cuDNN autotuning, torch.compile)."""
+        bs = self.recipe.batch_size
+        x = torch.randn(bs, self.dataset.train_images.shape[-1], self.image_size, self.image_size,
+                        device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
+        y = torch.randint(len(self.dataset.classes), (bs,), device=self.device)
+        with torch.no_grad(), self.autocast():  # the networks' checked first calls, outside torch.compile
+            self.net.eval()(x)
+            self.eval_net.eval()(x)
+        self.net.train()
+        for _ in range(WARMUP_STEPS):
+            loss, _ = self.train_fn(x, y)
+            loss.backward()
+        self.net.zero_grad(set_to_none=True)
+        self.eval_net.eval()
+        with torch.no_grad():
+            for n in {bs, len(self.dataset.test_images) % bs} - {0}:
+                self.eval_fn(x[:n], y[:n])
+        _sync(self.device)
+
+    def _reset(self, seed: int) -> None:
+        """Fresh weights from ``seed`` (and the data initialisers) in the network and its EMA."""
+        torch.manual_seed(seed)
+        fresh = compile(self.graphs.net).to(self.device)
+        if self.whiten_images is not None:
+            from ..rewrites import initialise
+
+            initialise(fresh, self.whiten_images)
+        state = fresh.state_dict()
+        self.net.load_state_dict(state)
+        if self.ema:
+            self.ema.reset(state)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def _prepare_data(self) -> DeviceData:
+        """The data set where augmentation runs: the device, or the CPU for step 0 (timed)."""
+        if self.recipe.gpu_preprocessing:
+            return DeviceData(self.dataset, self.device, dtype=self.dtype,
+                              channels_last=self.memory_format == torch.channels_last)
+        return DeviceData(self.dataset, "cpu")
+
+    def _to_device(self, batches: Iterator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in batches:
+            images = images.to(self.device, self.dtype, non_blocking=True)
+            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True)
+
+    def _batches(self, batches: Iterator, data: DeviceData) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return batches if data.device == self.device else self._to_device(batches)
+
+    def run(self, seed: int = 0, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+        """Train from fresh weights; ``on_epoch(row)`` after each epoch. Raises NonFiniteLoss."""
+        recipe, device = self.recipe, self.device
+        self._reset(seed)
+        optimizer = make_optimizer(self.net, recipe)
+        schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
+        progress = Progress(self.stream, self.options.progress)
+        bs = recipe.batch_size
+
+        _sync(device)
+        start = time.perf_counter()
+        data = self._prepare_data()
+        generator = torch.Generator(device=data.device).manual_seed(seed)
+        _sync(device)
+        prep_time = total_time = time.perf_counter() - start
+        steps = data.num_train_batches(bs)
+        rows: list[dict[str, Any]] = []
+        step = 0
+        for epoch in range(1, recipe.epochs + 1):
+            _sync(device)
+            start = time.perf_counter()
+            self.net.train()
+            losses = torch.zeros(steps, device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            batches = data.train_batches(bs, generator, crop=self.image_size, cutout=recipe.cutout)
+            for i, (images, labels) in enumerate(self._batches(batches, data)):
+                loss, right = self.train_fn(images, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                step += 1
+                set_lr(optimizer, schedule(step / steps), bs)
+                optimizer.step()
+                if self.ema:
+                    self.ema.update(self.net)
+                losses[i] = loss.detach()
+                correct += right
+                progress.update(f"epoch {epoch}", i + 1, steps)
+            losses = losses.cpu()  # synchronises
+            train_time = time.perf_counter() - start
+            total_time += train_time
+            progress.clear()
+            bad = torch.nonzero(~torch.isfinite(losses)).flatten()
+            if len(bad):
+                raise NonFiniteLoss(epoch, int(bad[0]) + 1, steps, rows)
+            self.eval_net.eval()
+            test_loss, test_acc, test_time = evaluate(self.eval_fn, self._batches(data.test_batches(bs), data),
+                                                      device)
+            rows.append({"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
+                         "train_loss": losses.sum().item() / (steps * bs), "train_acc": correct.item() / (steps * bs),
+                         "test_time": test_time, "test_loss": test_loss, "test_acc": test_acc,
+                         "total_time": total_time})
+            if on_epoch:
+                on_epoch(rows[-1])
+        del data
+        train_seconds = sum(r["train_time"] for r in rows)
+        last = rows[-1]
+        return RunResult(seed, rows, prep_time, total_time, last["test_time"], last["test_loss"], last["test_acc"],
+                         recipe.epochs * steps * bs / train_seconds, self.eval_state())
+
+    def eval_state(self) -> dict[str, torch.Tensor]:
+        """The evaluated weights (the EMA's, if any) as fp32 CPU tensors."""
+        return {k: v.to("cpu", torch.float32 if v.is_floating_point() else v.dtype, copy=True)
+                for k, v in self.evaluated.state_dict().items()}

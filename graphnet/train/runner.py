@@ -1,0 +1,130 @@
+"""Runs with their logs: the configuration header and per-epoch table on a stream, and per
+run a folder with ``log.tsv``, ``log.json``, ``curves.png`` and ``checkpoint.pt``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..data import Dataset
+from ..graph import Graph
+from .checkpoint import save_checkpoint
+from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
+from .loop import Graphs, NonFiniteLoss, Options, RunResult, Trainer, make_graphs
+from .recipes import Pass, Recipe, as_pass
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A resolved training configuration: graphs, recipe, the passes, and ``config`` (plain
+    data describing all of it, for the header, the logs and the checkpoint)."""
+
+    graphs: Graphs
+    recipe: Recipe
+    passes: list[Pass]
+    config: dict[str, Any]
+
+    @property
+    def tta(self) -> bool:
+        return self.config["TTA"] != "off"
+
+
+def make_setup(net: Graph, recipe: Recipe, passes: Sequence[Pass] | None = None, spec: str = "",
+               net_passes_in_spec: bool = False, **config: Any) -> Setup:
+    """Apply ``passes`` (default the recipe's) to ``net`` and describe the run; with
+    ``net_passes_in_spec`` the net passes are taken as already applied. ``config`` adds entries."""
+    from ..rewrites import split_passes
+
+    passes = [as_pass(p) for p in (recipe.passes if passes is None else passes)]
+    split = split_passes(passes)
+    graphs = make_graphs(net, [p for p in passes if not (net_passes_in_spec and p in split["net"])])
+    ema = recipe.ema
+    described = {
+        "recipe": f"{recipe.name} ({recipe.title})",
+        "spec": spec,
+        "epochs": recipe.epochs,
+        "batch_size": recipe.batch_size,
+        "lr": f"{_numbers(recipe.lr_values)} at epochs {_numbers(recipe.lr_knots)}, per sample (/ batch size "
+              f"per step on the summed loss), Nesterov momentum {recipe.momentum}",
+        "weight_decay": f"{recipe.weight_decay:g} per sample (x batch size per step)",
+        "net_passes": describe_passes(split["net"]) + (" (already in the spec)" if net_passes_in_spec else ""),
+        "loss_passes": describe_passes(split["loss"]),
+        "eval_passes": describe_passes(split["eval"]),
+        "EMA": f"momentum {ema['momentum']} every {ema['every']} steps" if ema else "off",
+        "TTA": "on (flip)" if split["eval"] else "off",
+        "cutout": f"{recipe.cutout}x{recipe.cutout}" if recipe.cutout else "off",
+        "preprocessing": "on the device" if recipe.gpu_preprocessing else "on the CPU, batches moved to the device",
+    }
+    return Setup(graphs, recipe, passes, {**described, **config})
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
+def describe_passes(passes: Sequence[Pass]) -> str:
+    """``celu(alpha=0.075), tta_flip``, or ``none``."""
+    def one(name: str, params: dict) -> str:
+        args = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
+        return f"{name}({args})" if args else name
+
+    return ", ".join(one(*p) for p in passes) or "none"
+
+
+def header(config: dict[str, Any]) -> str:
+    """The configuration as aligned ``key  value`` lines."""
+    width = max(map(len, config))
+    return "\n".join(f"  {key.replace('_', ' ').ljust(width)}  {value}" for key, value in config.items())
+
+
+def train_runs(setup: Setup, dataset: Dataset, options: Options, seeds: Sequence[int], out: Path,
+               stream: TextIO, data: dict[str, Any] | None = None) -> list[RunResult]:
+    """Train one run per seed (one trainer, so compilation and warm-up happen once), logging
+    each into ``out`` (``out/run<k>`` for several). ``data`` tells ``graphnet eval`` how to
+    rebuild the data set (its source and subsets). NonFiniteLoss propagates, its log kept."""
+    def say(text: str = "") -> None:
+        print(text, file=stream, flush=True)
+
+    trainer = Trainer(setup.graphs, setup.recipe, dataset, options, stream)
+    results = []
+    for k, seed in enumerate(seeds, 1):
+        folder = out / f"run{k}" if len(seeds) > 1 else out
+        folder.mkdir(parents=True, exist_ok=True)
+        rows: list[dict[str, Any]] = []
+        log = {"config": {**setup.config, "seed": seed}, "rows": rows}
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            rows.append(row)
+            say(table_row(row))
+            write_tsv(rows, folder / "log.tsv")
+            write_json(log, folder / "log.json")
+
+        if len(seeds) > 1:
+            say(f"run {k}/{len(seeds)}: seed {seed}")
+        say(table_header())
+        write_json(log, folder / "log.json")
+        try:
+            result = trainer.run(seed, on_epoch)
+        except NonFiniteLoss as e:
+            write_json({**log, "stopped": str(e)}, folder / "log.json")
+            raise
+        log["result"] = {"test_acc": result.test_acc, "test_loss": result.test_loss,
+                         "train_time": result.train_time, "prep_time": result.prep_time,
+                         "eval_time": result.eval_time, "images_per_s": result.images_per_s}
+        write_json(log, folder / "log.json")
+        plot_curves(rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}")
+        save_checkpoint(folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data)
+        say(f"final test acc {result.test_acc:.4f}{' (TTA)' if setup.tta else ''} | "
+            f"train time {result.train_time:.2f} s (preprocessing {result.prep_time:.2f} s) | "
+            f"final eval {result.eval_time:.2f} s | {result.images_per_s:.0f} train images/s | {folder}")
+        results.append(result)
+    if len(results) > 1:
+        acc, time = summarise([r.test_acc for r in results]), summarise([r.train_time for r in results])
+        say(f"{len(results)} runs: test acc mean {acc['mean']:.4f} min {acc['min']:.4f} max {acc['max']:.4f} "
+            f"std {acc['std']:.4f} | train time mean {time['mean']:.2f} s min {time['min']:.2f} "
+            f"max {time['max']:.2f} std {time['std']:.2f}")
+        write_json({"config": setup.config, "seeds": list(seeds), "test_acc": acc, "train_time": time},
+                   out / "summary.json")
+    return results
