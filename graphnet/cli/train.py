@@ -1,0 +1,300 @@
+"""``graphnet train``, ``graphnet eval`` and ``graphnet ablate``: the bag of tricks from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .args import parse_rewrite
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+BASELINE_SPEC = SPECS / "resnet9.py"
+FINAL_SPEC = SPECS / "bag_of_tricks.py"  # the baseline with the final recipe's net passes
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    from ..train import DEFAULT, RECIPES, STEPS
+
+    p = subparsers.add_parser(
+        "train", help="train a spec by a recipe of the bag of tricks",
+        description="Train SPEC by a recipe (default: the final bag-of-tricks network and recipe). The recipe's "
+                    "passes apply to the net, the loss graph and the eval graph; --rewrite passes replace them.")
+    p.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="a Python file defining `net` or `build()`, module:attr, or a JSON spec (default: "
+                        "specs/bag_of_tricks.py for the final net passes, else specs/resnet9.py plus the passes)")
+    p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), metavar="NAME",
+                   help=f"one of {', '.join(RECIPES)} (default {DEFAULT})")
+    p.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
+                   help="apply this pass instead of the recipe's (repeatable, applied in order)")
+    p.add_argument("--without", action="append", default=[], metavar="NAME", help="leave this pass out (repeatable)")
+    epochs = p.add_mutually_exclusive_group()
+    epochs.add_argument("--epochs", type=positive_int, metavar="N",
+                        help="train N epochs (the lr knots scale in proportion)")
+    epochs.add_argument("--epochs-scale", type=float, metavar="F", help="scale the recipe's epochs by F")
+    p.add_argument("--cutout", type=int, metavar="N", help="cutout square size (0: none)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="evaluate a moving average of the weights")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip test-time augmentation")
+    p.add_argument("--gpu-preprocessing", action=argparse.BooleanOptionalAction,
+                   help="augment on the device (--no-gpu-preprocessing: on the CPU, as the baseline)")
+    _add_common(p)
+    p.set_defaults(run=run_train)
+
+    p = subparsers.add_parser(
+        "eval", help="re-evaluate a checkpoint",
+        description="Rebuild a checkpoint's network from its saved spec, load its weights and evaluate it "
+                    "(with TTA if it was trained with it) on the test images it was trained with.")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a checkpoint.pt or the folder holding it")
+    p.add_argument("--data", metavar="SOURCE", help="the data set (default: the one it was trained on)")
+    p.add_argument("--test-subset", type=positive_int, metavar="N", help="evaluate N test images (default: as trained)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--batch-size", type=positive_int, default=512, metavar="B", help="evaluation batch size")
+    p.set_defaults(run=run_eval)
+
+    p = subparsers.add_parser(
+        "ablate", help="replay the bag of tricks step by step",
+        description="Train each cumulative step of the bag of tricks by its own recipe, and compare train "
+                    "time and test accuracy with the published V100 figures.")
+    p.add_argument("--steps", type=lambda s: s.split(","), metavar="A,B,...",
+                   help=f"the steps to run, in order (default all: {','.join(r.name for r in STEPS)})")
+    p.add_argument("--epochs-scale", type=float, default=1.0, metavar="F", help="scale every step's epochs by F")
+    _add_common(p)
+    p.set_defaults(run=run_ablate)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=positive_int, metavar="B",
+                   help="batch size (lr and weight decay keep their per-sample values)")
+    p.add_argument("--data", default="cifar10", metavar="SOURCE",
+                   help="cifar10 (torchvision download into the cache), an ImageFolder folder or .tar.gz")
+    p.add_argument("--subset", type=positive_int, metavar="N", help="train on N images (class-balanced)")
+    p.add_argument("--test-subset", type=positive_int, metavar="N",
+                   help="test on N images (default: in proportion to --subset)")
+    p.add_argument("--width-mult", type=float, metavar="F", help="passed to the spec's build(width_mult=F)")
+    p.add_argument("--runs", type=positive_int, default=1, metavar="K", help="train K runs, seeds S..S+K-1")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the first run's seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 autocast on CUDA, fp32 on CPU; fp16: as Page, batch norms in fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile the forward passes")
+    p.add_argument("--out", type=Path, metavar="DIR", help="for logs and checkpoints (default runs/<time>-<command>)")
+
+
+# -- shared ----------------------------------------------------------------------------------
+
+def load_data(source: str, subset: int | None, test_subset: int | None):
+    """``(dataset, config entries, record)``: the data set cut to the subsets (a test subset in
+    proportion to ``subset`` if not given), its description, and what rebuilds the cut."""
+    from ..data import load_dataset
+
+    start = time.perf_counter()
+    dataset = load_dataset(source)
+    seconds = time.perf_counter() - start
+    full = len(dataset.train_images), len(dataset.test_images)
+    if subset is not None and test_subset is None:
+        test_subset = min(full[1], max(1, round(subset * full[1] / full[0])))
+    if subset is not None or test_subset is not None:
+        dataset = dataset.subset(train=subset, test=test_subset)
+    sizes = len(dataset.train_images), len(dataset.test_images)
+    config = {"data": f"{source} (loaded in {seconds:.1f} s)",
+              "subset": (f"{sizes[0]} train, {sizes[1]} test images of {full[0]}, {full[1]} (class-balanced)"
+                         if sizes != full else f"none: {sizes[0]} train, {sizes[1]} test images")}
+    return dataset, config, {"source": source, "subset": subset, "test_subset": test_subset}
+
+
+def _options(args: argparse.Namespace):
+    from ..train import Options, resolve_device, resolve_precision
+
+    device = resolve_device(args.device)
+    return Options(device=str(device), precision=resolve_precision(args.precision, device), compile=args.compile)
+
+
+def _run_config(args: argparse.Namespace, options) -> dict[str, Any]:
+    return {"precision": options.precision, "device": options.device,
+            "compile": "on" if options.compile else "off", "seed": args.seed, "runs": args.runs}
+
+
+def _out(args: argparse.Namespace, command: str) -> Path:
+    return args.out or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{command}"
+
+
+def _build(spec: Path | str, width_mult: float | None):
+    from ..graph import build
+    from ..spec import load_spec
+
+    return build(load_spec(spec, **({} if width_mult is None else {"width_mult": width_mult})))
+
+
+def _width(args: argparse.Namespace) -> str:
+    return f" (width x{args.width_mult:g})" if args.width_mult is not None else ""
+
+
+def _say(*lines: str) -> None:
+    print(*lines, sep="\n", flush=True)
+
+
+# -- train -----------------------------------------------------------------------------------
+
+def resolve_recipe(args: argparse.Namespace):
+    """The recipe with the command line's changes: epochs, batch size, cutout, EMA, preprocessing."""
+    from ..train import get_recipe
+    from ..train.recipes import EMA
+
+    recipe = get_recipe(args.recipe)
+    if args.epochs is not None:
+        recipe = recipe.with_epochs(args.epochs)
+    if args.epochs_scale is not None:
+        recipe = recipe.scaled(args.epochs_scale)
+    changes: dict[str, Any] = {}
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
+    if args.cutout is not None:
+        changes["cutout"] = args.cutout
+    if args.ema is not None:
+        changes["ema"] = (recipe.ema or dict(EMA)) if args.ema else None
+    if args.gpu_preprocessing is not None:
+        changes["gpu_preprocessing"] = args.gpu_preprocessing
+    return replace(recipe, **changes)
+
+
+def resolve_passes(args: argparse.Namespace, recipe) -> list:
+    """The recipe's passes (or --rewrite's), less --without's, with tta_flip as --tta says."""
+    from ..train import as_pass
+
+    passes = [as_pass(p) for p in (args.rewrite or recipe.passes)]
+    passes = [p for p in passes if p[0] not in args.without]
+    if args.tta is False:
+        passes = [p for p in passes if p[0] != "tta_flip"]
+    elif args.tta and not any(p[0] == "tta_flip" for p in passes):
+        passes.append(("tta_flip", {}))
+    return passes
+
+
+def setup_from_args(args: argparse.Namespace, config: dict[str, Any]):
+    """What ``graphnet train`` runs: SPEC (or the default network) with the resolved passes.
+
+    Without SPEC, the net is ``specs/bag_of_tricks.py`` when the net passes are the final
+    recipe's (that spec has them applied), else ``specs/resnet9.py`` with the passes applied.
+    """
+    from ..rewrites import split_passes
+    from ..train import DEFAULT, get_recipe, make_setup
+
+    recipe = resolve_recipe(args)
+    passes = resolve_passes(args, recipe)
+    if args.spec:
+        return make_setup(_build(args.spec, args.width_mult), recipe, passes, args.spec + _width(args), **config)
+    in_spec = split_passes(passes)["net"] == split_passes(get_recipe(DEFAULT).passes)["net"]
+    spec = FINAL_SPEC if in_spec else BASELINE_SPEC
+    return make_setup(_build(spec, args.width_mult), recipe, passes, f"specs/{spec.name}{_width(args)}",
+                      net_passes_in_spec=in_spec, **config)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..train import TrainError, train_runs
+    from ..train.runner import header
+
+    try:
+        options = _options(args)
+        dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
+        setup = setup_from_args(args, {**_run_config(args, options), **data_config})
+        out = _out(args, "train")
+        _say("graphnet train", header({**setup.config, "out": out}))
+        train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data)
+    except TrainError as e:
+        print(f"graphnet train: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- eval ------------------------------------------------------------------------------------
+
+def run_eval(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from ..data import DeviceData
+    from ..train import TrainError, evaluate, load_checkpoint, loss_and_correct, rebuild, resolve_device
+
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+        device = resolve_device(args.device)
+    except (TrainError, ValueError) as e:
+        print(f"graphnet eval: {e}", file=sys.stderr)
+        return 1
+    _, eval_net, loss_net = rebuild(checkpoint)
+    eval_net.to(device).eval()
+    data = checkpoint["data"]
+    source = args.data or data["source"]
+    test_subset = args.test_subset or data["test_subset"]
+    dataset, data_config, _ = load_data(source, data["subset"], test_subset)
+    images = DeviceData(dataset, device)
+    fn = loss_and_correct(eval_net, loss_net.to(device), contextlib.nullcontext)
+    loss, acc, seconds = evaluate(fn, images.test_batches(args.batch_size), device)
+    logged = checkpoint["log"][-1]["test_acc"] if checkpoint["log"] else float("nan")
+    tta = " (TTA)" if checkpoint["config"].get("TTA", "off") != "off" else ""
+    _say(f"graphnet eval {args.checkpoint}", f"  data  {data_config['data']}; {data_config['subset']}",
+         f"test acc {acc:.4f}{tta}, loss {loss:.4f}, {len(dataset.test_images)} images in {seconds:.2f} s "
+         f"on {device} (logged at the end of training: {logged:.4f})")
+    return 0
+
+
+# -- ablate ----------------------------------------------------------------------------------
+
+def run_ablate(args: argparse.Namespace) -> int:
+    from ..train import STEPS, NonFiniteLoss, TrainError, make_setup, train_runs
+    from ..train.log import ABLATION_COLUMNS, plot_ablation, summarise, table_header, table_row, write_json, write_tsv
+    from ..train.runner import header
+
+    names = [r.name for r in STEPS]
+    steps = args.steps or names
+    unknown = [s for s in steps if s not in names]
+    if unknown:
+        print(f"graphnet ablate: error: unknown step(s) {', '.join(unknown)} (known: {', '.join(names)})",
+              file=sys.stderr)
+        return 1
+    try:
+        options = _options(args)
+        dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
+    except TrainError as e:
+        print(f"graphnet ablate: {e}", file=sys.stderr)
+        return 1
+    out = _out(args, "ablate")
+    net = _build(BASELINE_SPEC, args.width_mult)
+    rows = []
+    for step in (r for r in STEPS if r.name in steps):
+        recipe = step.scaled(args.epochs_scale)
+        if args.batch_size is not None:
+            recipe = replace(recipe, batch_size=args.batch_size)
+        setup = make_setup(net, recipe, spec=f"specs/{BASELINE_SPEC.name}{_width(args)}",
+                           **_run_config(args, options), **data_config)
+        _say(f"== step {STEPS.index(step)}: {recipe.title}", header(setup.config))
+        seeds = range(args.seed, args.seed + args.runs)
+        try:
+            results = train_runs(setup, dataset, options, seeds, out / recipe.name, sys.stdout, data)
+        except (NonFiniteLoss, TrainError) as e:
+            _say(f"step {recipe.name}: {e}")
+            results = []
+        acc = summarise([r.test_acc for r in results] or [float("nan")])
+        seconds = summarise([r.train_time for r in results] or [float("nan")])
+        rows.append({"step": recipe.name, "epochs": recipe.epochs, "runs": len(results),
+                     "time_mean": seconds["mean"], "time_std": seconds["std"],
+                     "acc_mean": acc["mean"], "acc_std": acc["std"], "acc_min": acc["min"], "acc_max": acc["max"],
+                     "v100_time": step.v100_time, "v100_acc": step.v100_acc})
+    _say("", "ablation: train time and final test accuracy (mean ± std over runs); V100 as published",
+         table_header(ABLATION_COLUMNS), *(table_row(r, ABLATION_COLUMNS) for r in rows))
+    write_tsv(rows, out / "ablate.tsv")
+    write_json({"config": {**_run_config(args, options), **data_config, "epochs_scale": args.epochs_scale},
+                "rows": rows}, out / "ablate.json")
+    plot_ablation(rows, out / "ablate.png")
+    _say(f"written: {out / 'ablate.tsv'}, {out / 'ablate.json'}, {out / 'ablate.png'}")
+    return 0
