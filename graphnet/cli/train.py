@@ -295,6 +295,8 @@ def run_ablate(args: argparse.Namespace) -> int:
     write_tsv(rows, out / "ablate.tsv")
     write_json({"config": {**_run_config(args, options), **data_config, "epochs_scale": args.epochs_scale},
                 "rows": rows}, out / "ablate.json")
-    plot_ablation(rows, out / "ablate.png")
-    _say(f"written: {out / 'ablate.tsv'}, {out / 'ablate.json'}, {out / 'ablate.png'}")
+    written = [out / "ablate.tsv", out / "ablate.json"]
+    if plot_ablation(rows, out / "ablate.png"):
+        written.append(out / "ablate.png")
+    _say("written: " + ", ".join(map(str, written)))
     return 0

@@ -90,14 +90,19 @@ def summarise(values: Sequence[float]) -> dict[str, float]:
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe off the main thread
-
+    """A matplotlib Figure (no pyplot: no GUI backend), or None where matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
     return Figure(figsize=(width, height), layout="tight")
 
 
-def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Accuracy and loss (train and test) by epoch, as a PNG."""
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> bool:
+    """Accuracy and loss (train and test) by epoch, as a PNG; False if matplotlib is missing."""
     fig = _figure(10, 4)
+    if fig is None:
+        return False
     epochs = [r["epoch"] for r in rows]
     for ax, metric in zip(fig.subplots(1, 2), ("acc", "loss")):
         for split in ("train", "test"):
@@ -111,11 +116,15 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=100)
+    return True
 
 
-def plot_ablation(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Bars of train time and test accuracy (mean, with the std as error bars) by step, as a PNG."""
+def plot_ablation(rows: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Bars of train time and test accuracy (mean, std as error bars) by step, as a PNG; False
+    if matplotlib is missing."""
     fig = _figure(max(6.0, 1.1 * len(rows)), 7)
+    if fig is None:
+        return False
     ax_time, ax_acc = fig.subplots(2, 1, sharex=True)
     x = range(len(rows))
     ax_time.bar(x, [r["time_mean"] for r in rows], yerr=[r["time_std"] for r in rows], color="tab:blue")
@@ -129,3 +138,4 @@ def plot_ablation(rows: Sequence[dict[str, Any]], path: Path) -> None:
     for ax in (ax_time, ax_acc):
         ax.grid(axis="y", alpha=0.3)
     fig.savefig(path, dpi=100)
+    return True

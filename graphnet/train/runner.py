@@ -114,7 +114,8 @@ def train_runs(setup: Setup, dataset: Dataset, options: Options, seeds: Sequence
                          "train_time": result.train_time, "prep_time": result.prep_time,
                          "eval_time": result.eval_time, "images_per_s": result.images_per_s}
         write_json(log, folder / "log.json")
-        plot_curves(rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}")
+        if not plot_curves(rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}"):
+            say("(curves.png not drawn: matplotlib is not installed)")
         save_checkpoint(folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data)
         say(f"final test acc {result.test_acc:.4f}{' (TTA)' if setup.tta else ''} | "
             f"train time {result.train_time:.2f} s (preprocessing {result.prep_time:.2f} s) | "
