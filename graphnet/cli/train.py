@@ -222,7 +222,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     import contextlib
 
-    from ..data import DeviceData
+    from ..data import Dataset, DeviceData
     from ..train import TrainError, evaluate, load_checkpoint, loss_and_correct, rebuild, resolve_device
 
     try:
@@ -231,15 +231,18 @@ def run_eval(args: argparse.Namespace) -> int:
     except (TrainError, ValueError) as e:
         print(f"graphnet eval: {e}", file=sys.stderr)
         return 1
+    data = checkpoint["data"]
+    source = args.data or data.get("source")
+    if source is None:
+        print("graphnet eval: the checkpoint does not record its data set: pass --data", file=sys.stderr)
+        return 1
     _, eval_net, loss_net = rebuild(checkpoint)
     eval_net.to(device).eval()
-    data = checkpoint["data"]
-    source = args.data or data["source"]
-    test_subset = args.test_subset or data["test_subset"]
-    dataset, data_config, _ = load_data(source, data["subset"], test_subset)
-    images = DeviceData(dataset, device)
+    dataset, data_config, _ = load_data(source, data.get("subset"), args.test_subset or data.get("test_subset"))
+    d = dataset  # only the test split goes to the device
+    test = DeviceData(Dataset(d.train_images[:0], d.train_labels[:0], d.test_images, d.test_labels, d.classes), device)
     fn = loss_and_correct(eval_net, loss_net.to(device), contextlib.nullcontext)
-    loss, acc, seconds = evaluate(fn, images.test_batches(args.batch_size), device)
+    loss, acc, seconds = evaluate(fn, test.test_batches(args.batch_size), device)
     logged = checkpoint["log"][-1]["test_acc"] if checkpoint["log"] else float("nan")
     tta = " (TTA)" if checkpoint["config"].get("TTA", "off") != "off" else ""
     _say(f"graphnet eval {args.checkpoint}", f"  data  {data_config['data']}; {data_config['subset']}",
