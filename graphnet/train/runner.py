@@ -28,7 +28,8 @@ class Setup:
 
     @property
     def tta(self) -> bool:
-        return self.config["TTA"] != "off"
+        """Whether evaluation runs through eval passes (flip-TTA) rather than the bare net."""
+        return self.graphs.eval != self.graphs.net
 
 
 def make_setup(net: Graph, recipe: Recipe, passes: Sequence[Pass] | None = None, spec: str = "",
