@@ -98,38 +98,55 @@ class Tiny(nn.Module):
         self.bn = nn.BatchNorm1d(2)
 
 
-def test_ema_updates_every_k_steps_with_bias_correction():
+def test_ema_updates_every_k_steps_with_warm_up():
     net = Tiny()
+    with torch.no_grad():
+        net.lin.weight.fill_(0.0)
     ema = EMA(net, momentum=0.9, every=2)
-    rho = 0.9 ** 2
     for step in range(5):
         with torch.no_grad():
             net.lin.weight.fill_(float(step + 1))
             net.bn.running_mean.fill_(float(10 * (step + 1)))
             net.bn.num_batches_tracked.fill_(step + 1)
         ema.update(net)
-    # updates at calls 0, 2, 4 (the first copies): values 1, 3, 5
-    expect = 1.0
-    for n, value in enumerate((3.0, 5.0), start=2):
-        expect += (value - expect) * (1 - rho) / (1 - rho ** n)
+    # updates at calls 0, 2, 4 on values 1, 3, 5 with decays 1/10, 2/11, 3/12 (all below 0.9**2)
+    expect = 0.0
+    for value, decay in ((1.0, 1 / 10), (3.0, 2 / 11), (5.0, 3 / 12)):
+        expect = decay * expect + (1 - decay) * value
     torch.testing.assert_close(ema.network.lin.weight, torch.full((2, 2), expect))
     torch.testing.assert_close(ema.network.bn.running_mean, torch.full((2,), 10 * expect))
     assert ema.network.bn.num_batches_tracked.item() == 5  # not averaged: copied
     assert not any(p.requires_grad for p in ema.network.parameters())
-    # the bias-corrected average is the normalised geometric average of the updates
-    weights = torch.tensor([rho ** 2, rho, 1.0])
-    assert expect == pytest.approx(float((weights * torch.tensor([1.0, 3, 5])).sum() / weights.sum()))
 
 
-def test_ema_long_run_matches_pages_plain_average():
+def test_ema_decay_warms_up_to_pages_rho():
+    ema = EMA(Tiny(), momentum=0.99, every=5)
+    decays = []
+    for _ in range(1000):
+        decays.append(ema.decay())
+        ema.updates += 1
+    assert decays[0] == pytest.approx(0.1)
+    assert all(a <= b for a, b in zip(decays, decays[1:]))
+    assert decays[-1] == pytest.approx(0.99 ** 5)
+    assert decays.index(ema.rho) < 180  # Page's rho well before the final recipe's ~195 updates
+
+
+def test_running_stats_warm_up_averages_the_first_batches_then_is_pages():
+    from graphnet.train.bn_warmup import RunningStatsWarmup
+
     torch.manual_seed(0)
-    net = Tiny()
-    page_state = copy.deepcopy(net.state_dict())
-    ema = EMA(net, momentum=0.99, every=5)
-    for step in range(1000):
-        with torch.no_grad():
-            net.lin.weight.add_(torch.randn(2, 2) * 0.01)
-        ema.update(net)
-        if step % 5 == 0:
-            page_state["lin.weight"].mul_(ema.rho).add_(net.lin.weight.detach() * (1 - ema.rho))
-    torch.testing.assert_close(ema.network.lin.weight, page_state["lin.weight"], atol=1e-4, rtol=0)
+    bn = nn.BatchNorm2d(3, momentum=0.1)
+    warmup = RunningStatsWarmup(bn)
+    assert warmup.steps == 10
+    batch_means = []
+    for step in range(1, 13):
+        x = torch.randn(8, 3, 4, 4) + step  # a different mean each step
+        batch_means.append(x.mean(dim=(0, 2, 3)))
+        before = bn.running_mean.clone()
+        warmup.before(step)
+        bn(x)
+        warmup.after(step)
+        if step <= 10:  # the plain mean of the batch statistics so far
+            torch.testing.assert_close(bn.running_mean, torch.stack(batch_means).mean(0))
+        else:  # Page's update, untouched
+            torch.testing.assert_close(bn.running_mean, 0.9 * before + 0.1 * batch_means[-1])

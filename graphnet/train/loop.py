@@ -25,6 +25,7 @@ from ..compile import compile
 from ..data import Dataset, DeviceData
 from ..graph import Graph, build
 from ..losses import LOSS_INPUTS, cross_entropy
+from .bn_warmup import RunningStatsWarmup
 from .ema import EMA
 from .log import Progress
 from .optim import make_optimizer, set_lr
@@ -267,6 +268,7 @@ class Trainer:
         self._reset(seed)
         optimizer = make_optimizer(self.net, recipe)
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
+        bn_warmup = RunningStatsWarmup(self.net)
         progress = Progress(self.stream, self.options.progress)
         bs = recipe.batch_size
 
@@ -287,10 +289,12 @@ class Trainer:
             correct = torch.zeros((), device=device, dtype=torch.int64)
             batches = data.train_batches(bs, generator, crop=self.image_size, cutout=recipe.cutout)
             for i, (images, labels) in enumerate(self._batches(batches, data)):
+                step += 1
+                bn_warmup.before(step)
                 loss, right = self.train_fn(images, labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                step += 1
+                bn_warmup.after(step)  # after backward, which checks the stats are as the forward left them
                 set_lr(optimizer, schedule(step / steps), bs)
                 optimizer.step()
                 if self.ema:
