@@ -11,10 +11,13 @@ import argparse
 import importlib
 import sys
 
+from ..data import DataError
 from ..errors import SpecError
 
-# command group module -> the commands it adds (for --help before import)
+# the modules that add command groups
 COMMAND_MODULES = ("render", "tricks", "train")
+# exceptions that are the user's to fix: reported in one line
+USER_ERRORS = (SpecError, DataError, FileNotFoundError)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,32 +25,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-            continue  # a command group not written yet
-        module.add_parsers(sub)
+        importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
     return p
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's to fix: reported in one line."""
-    errors: list[type[BaseException]] = [SpecError, FileNotFoundError]
-    try:
-        from ..data import DataError
-        errors.append(DataError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except user_errors() as e:
+    except USER_ERRORS as e:
         if args.debug:
             raise
         print(f"graphnet {args.command}: error: {e}", file=sys.stderr)
