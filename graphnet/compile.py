@@ -55,6 +55,28 @@ class Network(fx.GraphModule):
         copied.spec_graph = self.spec_graph
         return copied
 
+    def __reduce__(self) -> tuple:
+        # fx pickles the generated code and re-traces it on load, as a plain GraphModule whose
+        # nodes lost their meta; rebuild a Network and give the nodes their paths back.
+        meta = [{k: n.meta[k] for k in ("graphnet_path", "graphnet_op")} for n in _calls(self.graph)]
+        return _unpickle_network, (super().__reduce__(), meta)
+
+
+def _calls(code: fx.Graph) -> list[fx.Node]:
+    return [n for n in code.nodes if n.op in ("call_module", "call_function")]
+
+
+def _unpickle_network(reduced: tuple, meta: list[dict]) -> Network:
+    rebuild, args = reduced
+    plain = rebuild(*args)
+    network = Network(plain, plain.graph, class_name="Network")
+    network.spec_graph = plain.spec_graph
+    calls = _calls(network.graph)
+    if len(calls) == len(meta):  # straight-line code re-traces node for node
+        for node, m in zip(calls, meta):
+            node.meta.update(m)
+    return network
+
 
 class _Locator(fx.Interpreter):
     """Re-runs a failed forward node by node to find the node that raises."""

@@ -102,6 +102,32 @@ def test_deepcopy_keeps_spec_graph_and_weights(net):
     assert twin.prep.conv.weight is not net.prep.conv.weight
 
 
+def test_deepcopy_of_a_ghost_bn_network_keeps_splits_and_stats():
+    import copy
+    spec = {"c": conv(3, 4), "bn": ("batch_norm", {"c": 4}), "r": relu()}
+    net = graphnet.compile(graphnet.rewrite(graphnet.build(spec), [("ghost_bn", {"num_splits": 2})]))
+    net(torch.randn(4, 3, 8, 8))
+    twin = copy.deepcopy(net)
+    assert twin.bn.num_splits == 2 and torch.equal(twin.bn.running_mean, net.bn.running_mean)
+    x = torch.randn(4, 3, 8, 8)
+    net.eval(), twin.eval()
+    assert torch.equal(twin(x), net(x))
+
+
+def test_whole_network_pickles_as_a_network(net):
+    buffer = io.BytesIO()
+    torch.save(net.eval(), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert isinstance(loaded, graphnet.Network) and loaded.spec_graph == net.spec_graph
+    assert not loaded.training
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(loaded(x), net(x))
+    fresh = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    with pytest.raises(graphnet.ShapeError, match="prep/conv"):  # the node paths survive the re-trace
+        fresh(torch.randn(2, 4, 32, 32))
+
+
 def test_small_graph_matches_torch_by_hand():
     torch.manual_seed(0)
     spec = {"in": identity(), "c": conv(2, 2, kernel_size=1), "bn": batch_norm(2), "r": relu(),
