@@ -183,15 +183,15 @@ class Graph:
     def insert_after(self, path: str, name: str, node: tuple) -> Graph:
         """A copy with ``node`` (named ``name`` in ``path``'s namespace) between ``path`` and its consumers."""
         new_path = join(self[path].namespace, name)
-        return self._rewire(path, new_path).add(new_path, (*node[:2], [path], *node[3:]), after=path)
+        added = self.add(new_path, (*node[:2], [path], *node[3:]), after=path)
+        return self._with(n if n.path == new_path else _reading(n, path, new_path) for n in added.nodes)
 
     def remove(self, path: str) -> Graph:
         """A copy without the single-input node ``path``; its consumers take its input instead."""
         node = self[path]
         if len(node.inputs) != 1:
             raise SpecError(f"only a node with one input can be removed, this one has {len(node.inputs)}", path)
-        rewired = self._rewire(path, node.inputs[0])
-        return self._with(n for n in rewired._nodes.values() if n.path != path)
+        return self._with(_reading(n, path, node.inputs[0]) for n in self._nodes.values() if n.path != path)
 
     def swap(self, first: str, second: str) -> Graph:
         """A copy where the chain ``a -> first -> second -> consumers`` becomes ``a -> second -> first -> consumers``.
@@ -209,16 +209,8 @@ class Graph:
             elif n.path == second:
                 nodes.append(replace(a, inputs=(second,)))
             else:
-                nodes.append(replace(n, inputs=tuple(first if i == second else i for i in n.inputs)))
+                nodes.append(_reading(n, second, first))
         return self._with(nodes)
-
-    def _rewire(self, old: str, new: str) -> Graph:
-        """Make every consumer of ``old`` read ``new`` instead (the graph may be briefly invalid)."""
-        g = object.__new__(Graph)
-        g.inputs, g._nx = self.inputs, self._nx
-        g._nodes = {p: replace(n, inputs=tuple(new if i == old else i for i in n.inputs))
-                    for p, n in self._nodes.items()}
-        return g
 
     # -- conversions -------------------------------------------------------------------------
 
@@ -265,6 +257,11 @@ class Graph:
     def _repr_svg_(self) -> str:
         from .render import to_svg  # pydot only where rendering needs it
         return to_svg(self)
+
+
+def _reading(node: Node, old: str, new: str) -> Node:
+    """``node``, reading ``new`` wherever it read ``old``."""
+    return replace(node, inputs=tuple(new if i == old else i for i in node.inputs)) if old in node.inputs else node
 
 
 def _unpickle(plain: list[tuple], inputs: tuple[str, ...]) -> Graph:
