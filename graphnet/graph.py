@@ -64,8 +64,8 @@ class Graph:
             raise SpecError("a graph needs at least one node")
         for p in by_path:
             for ns in namespaces(p):
-                if ns in by_path:
-                    raise DuplicatePathError(f"a node and the namespace of {p!r} have this path", ns)
+                if ns in by_path or ns in self.inputs:
+                    raise DuplicatePathError(f"the namespace of {p!r} has the path of a node or graph input", ns)
         g = nx.DiGraph()
         g.add_nodes_from(self.inputs, op="input")
         for n in by_path.values():
@@ -223,17 +223,27 @@ class Graph:
                 d = d.setdefault(part, {})
             d[n.name] = n
         emitted = _order_of(root)
+        if emitted[-1] != self.output:
+            raise SpecError(f"to_spec: the output would not stay last, as a namespace in a spec cannot be split; "
+                            f"{emitted[-1]!r} would follow it", self.output)
         previous = self.inputs[0]
         for path in emitted:
             n = self[path]
             spec_node: tuple = (n.op, dict(n.params))
             if n.inputs != (previous,) or n.attrs:
-                spec_node += ([i if i in self.inputs else relative_ref(n.namespace, i) for i in n.inputs],)
+                spec_node += ([self._input_ref(n.namespace, i) if i in self.inputs else relative_ref(n.namespace, i)
+                               for i in n.inputs],)
             if n.attrs:
                 spec_node += (copy.deepcopy(dict(n.attrs)),)
             _set(root, path, spec_node)
             previous = path
         return root
+
+    def _input_ref(self, namespace: str, name: str) -> str:
+        """A reference to the graph input ``name``: bare, or absolute where a node or namespace shadows it."""
+        near = join(namespace, name)
+        shadowed = namespace and (near in self._nodes or any(p.startswith(near + SEP) for p in self._nodes))
+        return SEP + name if shadowed else name
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Graph) and self.inputs == other.inputs and self.nodes == other.nodes

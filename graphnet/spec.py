@@ -10,7 +10,7 @@ input). A reference is resolved, in this order:
 1. relative to the node's namespace: ``'in'`` is a sibling, ``'../prep/act'`` climbs one level;
    a leading ``'/'`` makes it absolute and skips this step;
 2. absolute from the root: ``'prep/act'``;
-3. a graph input: ``'input'`` by default.
+3. a graph input: ``'input'`` by default (``'/input'`` where a node nearby has that name).
 
 A reference to a namespace means its last node. Specs are plain data: they print, compare
 equal and round-trip through JSON (``to_json``/``from_json``) without executing code.
@@ -139,8 +139,9 @@ def resolve(ref: str, namespace: str, nodes: set[str], last: dict[str, str], gra
             return c
         if c in last:
             return last[c]
-    if ref in graph_inputs:
-        return ref
+    name = ref[1:] if ref.startswith(SEP) else ref
+    if name in graph_inputs:
+        return name
     names = sorted(nodes | set(last) | set(graph_inputs))
     near = difflib.get_close_matches(_climb(namespace, ref.lstrip(SEP)) or ref, names, n=3)
     hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""

@@ -132,3 +132,22 @@ def test_graphs_pickle_and_deepcopy(resnet9_spec):
 def test_repr_names_the_counts(resnet9_spec):
     text = repr(graphnet.build(resnet9_spec))
     assert "35 nodes" in text and "conv×8" in text and "output='logits'" in text
+
+
+def test_to_spec_reaches_a_shadowed_graph_input_absolutely():
+    g = graphnet.build({"a": {"input": relu(), "x": relu(inputs="/input")}})
+    assert g["a/x"].inputs == ("input",)
+    assert g.to_spec()["a"]["x"] == ("relu", {}, ["/input"])
+    assert graphnet.build(g.to_spec()) == g
+
+
+def test_a_namespace_cannot_take_a_graph_inputs_name():
+    with pytest.raises(graphnet.DuplicatePathError, match="input"):
+        graphnet.build({"input": {"x": relu()}})
+
+
+def test_to_spec_refuses_an_order_that_would_move_the_output():
+    g = graphnet.build({"a": {"x": relu()}, "b": {"y": relu()}}).add("a/z", relu(inputs=["a/x"]), after="b/y")
+    assert g.output == "a/z"  # a spec would put a/z beside a/x, before b/y, and b/y would become the output
+    with pytest.raises(graphnet.SpecError, match="a/z"):
+        g.to_spec()

@@ -192,3 +192,19 @@ def test_label_smoothing_structure_and_twice():
         label_smoothing(out)
     with pytest.raises(RewriteError, match="alpha must lie in"):
         label_smoothing(g, alpha=1.5)
+
+
+@pytest.mark.parametrize("name", list(PASSES))
+def test_every_pass_round_trips_through_to_spec_and_json(name):
+    base = loss_graph() if PASSES[name].applies_to == "loss" else resnet9()
+    out = rewrite(base, [name])
+    assert build(out.to_spec(), inputs=out.inputs) == out
+    assert build(graphnet.from_json(graphnet.to_json(out.to_spec())), inputs=out.inputs) == out
+
+
+def test_the_whole_recipe_round_trips_through_to_spec():
+    import bag_of_tricks
+    passes = split_passes(bag_of_tricks.PASSES)
+    net = rewrite(resnet9(), passes["net"])
+    for g in (net, rewrite(net, passes["eval"]), rewrite(loss_graph(), passes["loss"])):
+        assert build(g.to_spec(), inputs=g.inputs) == g
