@@ -171,11 +171,17 @@ def from_json(text: str) -> dict:
     def node(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: node(v) for k, v in value.items()}
+        if not isinstance(value, list) or len(value) < 2 or not isinstance(value[1], dict):
+            return value  # flatten names the node and says what is wrong
         op, params, *rest = value
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         return (op, params, *rest)
 
-    spec = node(json.loads(text))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"not a JSON spec: {e}") from None
+    spec = node(data)
     flatten(spec)
     return spec
 
@@ -206,7 +212,13 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
         return _spec_from(module, source, build_kwargs)
     if ":" in source:
         module_name, attr = source.split(":", 1)
-        value = getattr(importlib.import_module(module_name), attr, None)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is None or not (module_name == e.name or module_name.startswith(e.name + ".")):
+                raise  # the module exists; something it imports is missing
+            raise SpecError(f"spec {source!r}: no module named {e.name!r}") from None
+        value = getattr(module, attr, None)
         if value is None:
             raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
         return value(**build_kwargs) if callable(value) else value

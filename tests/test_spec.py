@@ -107,6 +107,13 @@ def test_load_spec_errors(tmp_path):
         load_spec(empty)
     with pytest.raises(graphnet.SpecError, match="neither"):
         load_spec("spec.yaml")
+    with pytest.raises(graphnet.SpecError, match="no module named 'no_such_module'"):
+        load_spec("no_such_module.sub:net")
+    (tmp_path / "broken.json").write_text('{"a": ["relu"')
+    with pytest.raises(graphnet.SpecError, match="not a JSON spec"):
+        load_spec(tmp_path / "broken.json")
+    with pytest.raises(graphnet.SpecError, match="^a: a node must be"):
+        graphnet.from_json('{"a": "relu"}')
 
 
 def test_register_a_module_class_and_a_function():
