@@ -13,11 +13,12 @@ import sys
 
 from ..data import DataError
 from ..errors import SpecError
+from ..render import RenderError
 
 # the modules that add command groups
 COMMAND_MODULES = ("render", "tricks", "train")
 # exceptions that are the user's to fix: reported in one line
-USER_ERRORS = (SpecError, DataError, FileNotFoundError)
+USER_ERRORS = (SpecError, DataError, RenderError, FileNotFoundError)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,8 +28,6 @@ def parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
     return p
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..summary import summary
@@ -37,18 +36,14 @@ def _add_input_shape(p: argparse.ArgumentParser) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from ..render import RenderError, render
+    from ..render import render
 
     graph = graph_from_args(args)
     table = summary(graph, (args.batch, *args.input_shape)) if args.shapes or args.summary else None
     if table is not None and args.summary:
         print(table)
     output = args.output or Path(f"{_stem(args.spec)}.svg")
-    try:
-        render(graph, output, shapes=table.shapes if args.shapes else None, prog=args.engine)
-    except RenderError as e:
-        print(f"graphnet render: error: {e}", file=sys.stderr)
-        return 1
+    render(graph, output, shapes=table.shapes if args.shapes else None, prog=args.engine)
     print(output)
     return 0
 
