@@ -67,13 +67,20 @@ class Op:
 
     def params_str(self) -> str:
         """The params as ``(a, b=1)``, without annotations."""
-        parts = [p.name if p.default is p.empty else f"{p.name}={p.default!r}"
-                 for p in self.signature.parameters.values()]
-        return f"({', '.join(parts)})"
+        return params_str(self.signature)
 
     def help(self) -> str:
         """One line: name, params and the first line of the doc."""
         return f"{self.name}{self.params_str()}  {self.doc.splitlines()[0] if self.doc else ''}".rstrip()
+
+
+def params_str(signature: inspect.Signature) -> str:
+    """A signature's params as ``(a, b=1, **params)``, without annotations."""
+    parts = []
+    for p in signature.parameters.values():
+        star = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+        parts.append(f"{star}{p.name}" if star or p.default is p.empty else f"{p.name}={p.default!r}")
+    return f"({', '.join(parts)})"
 
 
 REGISTRY: dict[str, Op] = {}

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Union
 
 from ..errors import SpecError
 from ..graph import Graph, build
+from ..ops import params_str
 
 APPLIES_TO = ("net", "loss", "eval")
 
@@ -43,13 +44,7 @@ class Pass:
 
     def params_str(self) -> str:
         """The params as ``(a, b=1, **params)``."""
-        parts = []
-        for p in self.signature.parameters.values():
-            if p.kind is p.VAR_KEYWORD:
-                parts.append(f"**{p.name}")
-            else:
-                parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
-        return f"({', '.join(parts)})"
+        return params_str(self.signature)
 
     def help(self) -> str:
         """One line: name, params and the first line of the doc."""
