@@ -73,3 +73,22 @@ def test_non_finite_loss_stops_and_keeps_the_log(tiny_net, tmp_path):
     log = json.loads((tmp_path / "log.json").read_text())
     assert [r["epoch"] for r in log["rows"]] == [1] and "epoch 2, step 6" in log["stopped"]
     assert (tmp_path / "log.tsv").read_text().count("\n") == 2  # header and epoch 1
+
+
+def test_each_compiled_trainer_gets_its_own_compile_cache(tiny_net, monkeypatch):
+    # torch.compile caches per code object: trainers sharing one would hit the recompile
+    # limit (8) at the third, which then ran uncompiled (graphnet ablate --compile)
+    from torch._dynamo.utils import counters
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, backend="eager", **kw))
+    torch._dynamo.reset()
+    recipe = small("baseline", epochs=1)
+    setup = make_setup(tiny_net, recipe)
+    graphs = [counters["stats"]["unique_graphs"]]
+    for _ in range(3):
+        Trainer(setup.graphs, recipe, coloured_dataset(64, 40), Options(device="cpu", compile=True))
+        graphs.append(counters["stats"]["unique_graphs"])
+    torch._dynamo.reset()
+    new = [b - a for a, b in zip(graphs, graphs[1:])]
+    assert new[0] > 0 and new == [new[0]] * 3

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -147,6 +148,14 @@ def loss_and_correct(network: nn.Module, loss_net: nn.Module, autocast: Callable
     return f
 
 
+def _own_code(fn: Callable) -> Callable:
+    """``fn`` with a code object of its own. torch.compile caches graphs per code object, so
+    the closures of one ``def`` (every trainer's train and eval functions) would share one
+    cache and its recompile limit of 8: the third trainer in a process (``graphnet ablate
+    --compile``) would silently run uncompiled."""
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
 @torch.no_grad()
 def evaluate(fn: Callable, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
              device: torch.device) -> tuple[float, float, float]:
@@ -198,8 +207,8 @@ class Trainer:
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
         train_fn = loss_and_correct(self.net, self.loss_net, self.autocast)
         eval_fn = loss_and_correct(self.eval_net, self.loss_net, self.autocast)
-        self.train_fn = torch.compile(train_fn) if options.compile else train_fn
-        self.eval_fn = torch.compile(eval_fn) if options.compile else eval_fn
+        self.train_fn = torch.compile(_own_code(train_fn)) if options.compile else train_fn
+        self.eval_fn = torch.compile(_own_code(eval_fn)) if options.compile else eval_fn
         self.whiten_images = self._whiten_images() if graphs.net.find(where=lambda n: "init" in n.attrs) else None
         if cuda or options.compile:
             self._warm_up()
