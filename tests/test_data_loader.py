@@ -38,6 +38,15 @@ def test_normalisation_and_layout():
     assert data.num_classes == 1 and data.len_train == 4
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_the_data_set_is_left_unchanged(dtype):
+    ds = coded_dataset()
+    ds.train_images, ds.test_images = ds.train_images.to(dtype), ds.test_images.to(dtype)
+    before = ds.train_images.clone(), ds.test_images.clone()
+    DeviceData(ds, "cpu")
+    assert torch.equal(ds.train_images, before[0]) and torch.equal(ds.test_images, before[1])
+
+
 def test_mean_std_must_match_channels():
     with pytest.raises(ValueError, match="one value per channel"):
         DeviceData(coded_dataset(), "cpu", mean=(0.0,), std=(1.0,))

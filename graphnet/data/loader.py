@@ -45,7 +45,9 @@ class DeviceData:
         std_t = torch.tensor(std, device=self.device)
 
         def prepare(images: torch.Tensor, pad: int) -> torch.Tensor:
-            x = images.to(self.device, torch.float32, copy=True)  # a copy: normalised in place
+            # uint8 to the device, then float there: .to(cuda, float32) converts on the CPU and
+            # moves 4x the bytes. copy=True: normalised in place, the data set must not change
+            x = images.to(self.device).to(torch.float32, copy=True)
             x = x.sub_(mean_t).div_(std_t)  # NHWC: channels are the last dim
             x = x.permute(0, 3, 1, 2)
             if pad:
