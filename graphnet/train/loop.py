@@ -227,9 +227,11 @@ class Trainer:
         x = torch.randn(bs, self.dataset.train_images.shape[-1], self.image_size, self.image_size,
                         device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
         y = torch.randint(len(self.dataset.classes), (bs,), device=self.device)
-        with torch.no_grad(), self.autocast():  # the networks' checked first calls, outside torch.compile
-            self.net.eval()(x)
-            self.eval_net.eval()(x)
+        with torch.no_grad():  # the networks' checked first calls, outside torch.compile (else it
+            with self.autocast():  # traces the check and recompiles once the check has passed)
+                logits = self.net.eval()(x)
+                self.eval_net.eval()(x)
+            self.loss_net(logits.float(), y)
         self.net.train()
         for _ in range(WARMUP_STEPS):
             loss, _ = self.train_fn(x, y)
