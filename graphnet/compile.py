@@ -24,8 +24,9 @@ from .ops import get_op
 class Network(fx.GraphModule):
     """A compiled graph. ``spec_graph`` is the Graph it came from (for the trainer's hints).
 
-    The first forward pass is checked: if it raises, the node that failed is found and a
-    ``ShapeError`` names its path, op and input shapes. Later calls run the bare code.
+    The first eager forward pass is checked: if it raises, the node that failed is found and
+    a ``ShapeError`` names its path, op and input shapes. Later calls, and ``torch.compile``,
+    run the bare code.
     """
 
     spec_graph: Graph
@@ -38,7 +39,7 @@ class Network(fx.GraphModule):
 
         @functools.wraps(forward)
         def checked_forward(self: Network, *args: Any, **kwargs: Any) -> Any:
-            if self._checked:
+            if torch.compiler.is_compiling() or self._checked:  # dynamo traces the bare code
                 return forward(self, *args, **kwargs)
             try:
                 out = forward(self, *args, **kwargs)
