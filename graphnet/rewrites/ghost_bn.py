@@ -15,9 +15,10 @@ from .registry import RewriteError, register_pass
 class GhostBatchNorm(nn.BatchNorm2d):
     """Batch norm over ``num_splits`` ghost batches of one batch, each with its own statistics.
 
-    Split ``j`` holds samples ``j, j + k, j + 2k, ...`` (``k = num_splits``): a free view of the
-    batch as ``(N/k, C*k, H, W)``, so one ``F.batch_norm`` call normalises every split (the
-    batch is shuffled, so any fixed partition does). Running stats are kept per split,
+    Split ``j`` holds samples ``j, j + k, j + 2k, ...`` (``k = num_splits``): the batch seen as
+    ``(N/k, C*k, H, W)``, so one ``F.batch_norm`` call normalises every split (the batch is
+    shuffled, so any fixed partition does). That reshape is free for a contiguous batch but
+    copies a channels_last one, and the output comes back contiguous. Running stats are kept per split,
     ``running_mean.view(k, C)[j]``; evaluation uses their mean over the splits.
     """
 
