@@ -124,3 +124,11 @@ def test_bad_rewrite_argument_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["render", RESNET9, "--rewrite", "celu:alpha"])
     assert exit_info.value.code == 2 and "not key=value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--width-mult", "0"], ["--width-mult", "-1"], ["--batch", "0"]])
+def test_non_positive_sizes_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["summary", "specs/resnet9.py", *argv] if "--batch" not in argv else ["render", "specs/resnet9.py", *argv])
+    assert info.value.code == 2
+    assert "must be" in capsys.readouterr().err

@@ -11,6 +11,20 @@ from ..graph import Graph, build
 from ..spec import load_spec
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be greater than 0")
+    return value
+
+
 def parse_rewrite(text: str) -> str | tuple[str, dict[str, Any]]:
     """``NAME`` -> ``'NAME'``; ``NAME:k=v,k2=v2`` -> ``('NAME', {'k': v, 'k2': v2})``.
 
@@ -72,7 +86,7 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
     """SPEC, ``--width-mult`` and ``--rewrite``: what ``graph_from_args`` reads."""
     parser.add_argument("spec", metavar="SPEC",
                         help="a Python file defining `net` or `build()`, module:attr, or a JSON spec")
-    parser.add_argument("--width-mult", type=float, metavar="F",
+    parser.add_argument("--width-mult", type=positive_float, metavar="F",
                         help="passed to the spec's build(width_mult=F)")
     parser.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
                         help="apply a rewrite pass to the network (repeatable, applied in order)")

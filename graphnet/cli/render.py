@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..summary import summary
-from .args import add_graph_arguments, graph_from_args, parse_shape
+from .args import add_graph_arguments, graph_from_args, parse_shape, positive_int
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def _add_input_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", type=parse_shape, default=(3, 32, 32), metavar="C,H,W",
                    help="the input's shape without the batch dim (default: 3,32,32)")
-    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size the FLOPs count (default: 1)")
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size the FLOPs count (default: 1)")
 
 
 def run_render(args: argparse.Namespace) -> int:

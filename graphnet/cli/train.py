@@ -10,18 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .args import parse_rewrite
+from .args import parse_rewrite, positive_float, positive_int
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 BASELINE_SPEC = SPECS / "resnet9.py"
 FINAL_SPEC = SPECS / "bag_of_tricks.py"  # the baseline with the final recipe's net passes
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return value
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +35,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     epochs = p.add_mutually_exclusive_group()
     epochs.add_argument("--epochs", type=positive_int, metavar="N",
                         help="train N epochs (the lr knots scale in proportion)")
-    epochs.add_argument("--epochs-scale", type=float, metavar="F", help="scale the recipe's epochs by F")
+    epochs.add_argument("--epochs-scale", type=positive_float, metavar="F", help="scale the recipe's epochs by F")
     p.add_argument("--cutout", type=int, metavar="N", help="cutout square size (0: none)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="evaluate a moving average of the weights")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip test-time augmentation")
@@ -68,7 +61,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "time and test accuracy with the published V100 figures.")
     p.add_argument("--steps", type=lambda s: s.split(","), metavar="A,B,...",
                    help=f"the steps to run, in order (default all: {','.join(r.name for r in STEPS)})")
-    p.add_argument("--epochs-scale", type=float, default=1.0, metavar="F", help="scale every step's epochs by F")
+    p.add_argument("--epochs-scale", type=positive_float, default=1.0, metavar="F", help="scale every step's epochs by F")
     _add_common(p)
     p.set_defaults(run=run_ablate)
 
@@ -81,7 +74,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", type=positive_int, metavar="N", help="train on N images (class-balanced)")
     p.add_argument("--test-subset", type=positive_int, metavar="N",
                    help="test on N images (default: in proportion to --subset)")
-    p.add_argument("--width-mult", type=float, metavar="F", help="passed to the spec's build(width_mult=F)")
+    p.add_argument("--width-mult", type=positive_float, metavar="F", help="passed to the spec's build(width_mult=F)")
     p.add_argument("--runs", type=positive_int, default=1, metavar="K", help="train K runs, seeds S..S+K-1")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the first run's seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
