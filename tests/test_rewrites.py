@@ -66,6 +66,8 @@ def test_unknown_pass_and_bad_params_are_rewrite_errors():
         rewrite(resnet9(), ["cleu"])
     with pytest.raises(RewriteError, match=r"bad params .* celu\(alpha=0.075\)"):
         rewrite(resnet9(), [("celu", {"beta": 1})])
+    with pytest.raises(RewriteError, match="'whiten_input': param patch must be a number, not 'x'"):
+        rewrite(resnet9(), [("whiten_input", {"patch": "x"})])
     assert issubclass(RewriteError, SpecError)
 
 

@@ -55,7 +55,15 @@ class Pass:
             self.signature.bind(**params)
         except TypeError as e:
             raise RewriteError(self.name, f"bad params {params!r} for {self.name}{self.params_str()}: {e}") from None
+        for name, value in params.items():
+            default = self.signature.parameters[name].default if name in self.signature.parameters else None
+            if _is_number(default) and not _is_number(value):
+                raise RewriteError(self.name, f"param {name} must be a number, not {value!r}")
         return self.fn(graph, **params)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 PASSES: dict[str, Pass] = {}
