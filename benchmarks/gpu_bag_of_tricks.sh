@@ -7,9 +7,9 @@
 # (train/<class>/*, test/<class>/*), or a folder holding torchvision's cifar-10-batches-py;
 # it is decoded once into GRAPHNET_CACHE (default: a temporary folder, removed at the end).
 # Prints each run's table and the final recipe's summary (mean, min, max, std of accuracy and
-# time); OUT_DIR gets the printed output (final.txt, baseline.txt, gpu.txt) and each run's
-# logs, curves and checkpoint. Sized for one H100 within 10 minutes: RUNS=3 final runs of 10
-# epochs and one baseline run of 24. Environment: PYTHON (default python3), RUNS (3),
+# time); OUT_DIR gets the printed output (final.txt, baseline.txt, final_fp16.txt, gpu.txt) and
+# each run's logs, curves and checkpoint. Sized for one H100 within 10 minutes: RUNS=3 final
+# runs of 10 epochs, one baseline run of 24, and (unless PRECISION is set) one final run in fp16. Environment: PYTHON (default python3), RUNS (3),
 # PRECISION (bf16; or fp16, fp32), EXTRA (more `graphnet train` options, e.g. --compile).
 set -euo pipefail
 if [ $# -ne 2 ]; then
@@ -37,4 +37,9 @@ common=(--data "$data" --device cuda --precision "${PRECISION:-bf16}" ${EXTRA:-}
 start=$SECONDS
 "$python" -m graphnet.cli train "${common[@]}" --runs "${RUNS:-3}" --out "$out/final" 2>&1 | tee "$out/final.txt"
 "$python" -m graphnet.cli train "${common[@]}" --recipe baseline --out "$out/baseline" 2>&1 | tee "$out/baseline.txt"
+# one final-recipe run in Page's fp16 (batch norms in fp32) beside the bf16 runs, to pick the default by measurement
+if [ -z "${PRECISION:-}" ]; then
+    "$python" -m graphnet.cli train --data "$data" --device cuda --precision fp16 ${EXTRA:-} --out "$out/final_fp16" \
+        2>&1 | tee "$out/final_fp16.txt"
+fi
 echo "gpu_bag_of_tricks: done in $((SECONDS - start)) s; logs in $out"
