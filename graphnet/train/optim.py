@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..rewrites import param_groups
 from .recipes import Recipe
 
 
@@ -51,18 +52,11 @@ class NesterovSGD(torch.optim.Optimizer):
             torch._foreach_add_(params, dw)
 
 
-def param_groups(network: nn.Module) -> list[dict]:
-    """The network's trainable parameters grouped by their nodes' ``lr_mult``/``wd_mult`` hints."""
-    from ..rewrites import param_groups as groups_from_hints
-
-    return groups_from_hints(network)
-
-
 def make_optimizer(network: nn.Module, recipe: Recipe) -> NesterovSGD:
     """Page's SGD for ``network``: wd ``recipe.weight_decay * batch_size`` times each group's ``wd_mult``."""
     groups = [{"params": g["params"], "lr_mult": g.get("lr_mult", 1.0),
                "weight_decay": recipe.weight_decay * recipe.batch_size * g.get("wd_mult", 1.0)}
-              for g in param_groups(network)]
+              for g in param_groups(network)]  # from the graph's lr/wd hints
     return NesterovSGD(groups, momentum=recipe.momentum)
 
 
