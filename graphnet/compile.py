@@ -51,6 +51,10 @@ class Network(fx.GraphModule):
         cls.forward = checked_forward
         return code
 
+    def node_module(self, path: str) -> nn.Module:
+        """The submodule that runs the module node ``path``."""
+        return self.get_submodule(module_target(path))
+
     def __deepcopy__(self, memo: dict) -> Network:
         copied = super().__deepcopy__(memo)
         copied.spec_graph = self.spec_graph
@@ -133,7 +137,7 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
         bound.apply_defaults()  # builtins' own defaults may differ from the op's (torch.flatten's start_dim)
         params = dict(bound.arguments)
         if op.kind == "module":
-            target = node.path.replace("/", ".")
+            target = module_target(node.path)
             module = modules.get_submodule(target) if modules is not None else op.target(**params)
             for name in node.attrs.get("frozen", ()):
                 getattr(module, name).requires_grad_(False)
@@ -163,6 +167,11 @@ def _outputs(graph: Graph, values: dict[str, fx.Node], outputs: Any) -> Any:
     if isinstance(outputs, Mapping):
         return {k: value(p) for k, p in outputs.items()}
     return {p: value(p) for p in outputs}
+
+
+def module_target(path: str) -> str:
+    """The submodule name of a node path: ``layer1/residual/in`` -> ``layer1.residual.in``."""
+    return path.replace("/", ".")
 
 
 def _identifier(path: str) -> str:

@@ -116,7 +116,7 @@ def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int
         kind = get_op(node.op).kind
         if kind == "alias":
             shapes[node.path] = shapes[node.inputs[0]]
-        module = network.get_submodule(node.path.replace("/", ".")) if kind == "module" else None
+        module = network.node_module(node.path) if kind == "module" else None
         params = sum(p.numel() for p in module.parameters()) if module is not None else 0
         rows.append(Row(node.path, node.op, shapes[node.path], params, _flops(module, shapes[node.path])))
     return Summary(tuple(rows), input_shapes)

@@ -38,7 +38,7 @@ def param_groups(network: Network) -> list[dict[str, Any]]:
     for node in network.spec_graph.nodes:
         if get_op(node.op).kind != "module":
             continue
-        module = network.get_submodule(node.path.replace("/", "."))
+        module = network.node_module(node.path)
         lr, wd = node.attrs.get("lr_mult", {}), node.attrs.get("wd_mult", {})
         for name, p in module.named_parameters():
             if name in node.attrs.get("frozen", ()) or not p.requires_grad or id(p) in seen:
@@ -79,7 +79,7 @@ def initialise(network: Network, images: torch.Tensor) -> Network:
 
         return pre
 
-    handles = [network.get_submodule(path.replace("/", ".")).register_forward_pre_hook(hook(path))
+    handles = [network.node_module(path).register_forward_pre_hook(hook(path))
                for path in todo]
     training = network.training
     network.eval()
