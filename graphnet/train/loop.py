@@ -227,8 +227,8 @@ class Trainer:
         x = torch.randn(bs, self.dataset.train_images.shape[-1], self.image_size, self.image_size,
                         device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
         y = torch.randint(len(self.dataset.classes), (bs,), device=self.device)
-        with torch.no_grad():  # the networks' checked first calls, outside torch.compile (else it
-            with self.autocast():  # traces the check and recompiles once the check has passed)
+        with torch.no_grad():  # the networks' checked first calls, in eager mode, so that a
+            with self.autocast():  # shape error names its node (torch.compile skips the check)
                 logits = self.net.eval()(x)
                 self.eval_net.eval()(x)
             self.loss_net(logits.float(), y)
