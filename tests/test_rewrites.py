@@ -210,3 +210,10 @@ def test_the_whole_recipe_round_trips_through_to_spec():
     net = rewrite(resnet9(), passes["net"])
     for g in (net, rewrite(net, passes["eval"]), rewrite(loss_graph(), passes["loss"])):
         assert build(g.to_spec(), inputs=g.inputs) == g
+
+
+def test_optional_number_param_takes_none(resnet9_spec):
+    graph = graphnet.rewrite(resnet9_spec, ["celu", ("freeze_bn_scale", {"final_scale": None})])
+    assert graph["logits"].params["weight"] == 0.125  # None keeps the output scale
+    with pytest.raises(RewriteError, match="param alpha must be a number, not None"):
+        graphnet.rewrite(resnet9_spec, [("celu", {"alpha": None})])

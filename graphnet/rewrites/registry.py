@@ -56,9 +56,12 @@ class Pass:
         except TypeError as e:
             raise RewriteError(self.name, f"bad params {params!r} for {self.name}{self.params_str()}: {e}") from None
         for name, value in params.items():
-            default = self.signature.parameters[name].default if name in self.signature.parameters else None
-            if _is_number(default) and not _is_number(value):
-                raise RewriteError(self.name, f"param {name} must be a number, not {value!r}")
+            param = self.signature.parameters.get(name)
+            if param is None or not _is_number(param.default) or _is_number(value):
+                continue
+            if value is None and "None" in str(param.annotation):  # `x: float | None = 0.5` may be None
+                continue
+            raise RewriteError(self.name, f"param {name} must be a number, not {value!r}")
         return self.fn(graph, **params)
 
 
