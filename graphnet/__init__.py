@@ -3,10 +3,10 @@
 from .compile import Network, compile
 from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
                      UnknownInputError, UnknownOpError)
-from .graph import Graph, Node, build
+from .graph import Graph, Node, build, replace_op
 from .ops import REGISTRY, get_op, register
 from .render import render
-from .rewrites import initialise, rewrite
+from .rewrites import ANY, any_of, bound, explain, initialise, match, pat, register_pass, rewrite, rule
 from .spec import from_json, load_spec, to_json
 from .summary import Row, Summary, summary
 
@@ -15,4 +15,5 @@ __all__ = [
     "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError", "build",
     "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
     "to_json",
+    "ANY", "any_of", "bound", "explain", "match", "pat", "register_pass", "replace_op", "rule",
 ]

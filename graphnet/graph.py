@@ -180,18 +180,55 @@ class Graph:
                 nodes.append(new)
         return self._with(nodes)
 
+    def replace_uses(self, old: str, new: str, consumers: Iterable[str] | None = None) -> Graph:
+        """A copy where ``consumers`` (default: every consumer of ``old`` but ``new``) read ``new`` wherever they read ``old``.
+
+        Like torch.fx's ``Node.replace_all_uses_with``; each consumer must read ``old``.
+        """
+        if new not in self._nx:
+            raise SpecError(f"cannot read {new!r} instead of {old!r}: no such node", old)
+        users = [c for c in self.successors(old) if c != new] if consumers is None else list(consumers)
+        for c in users:
+            if old not in self[c].inputs:
+                raise SpecError(f"{c!r} does not read {old!r}", c)
+        return self._with(_read_instead(self._nodes.values(), {old: new}, set(users)))
+
+    def splice(self, remove: Iterable[str], add: Mapping[str, tuple], uses: Mapping[str, str] | None = None) -> Graph:
+        """A copy without the nodes ``remove``, with the spec nodes ``add`` (path -> node, inputs as full paths).
+
+        The new nodes take the place in execution order of the first removed node (or go at the
+        end); a path both removed and added is a node rewritten in place. ``uses`` (old path ->
+        new path) re-points the other nodes' inputs, as ``replace_uses`` does, in the same step.
+        """
+        gone = set(remove)
+        missing = sorted(gone - set(self._nodes))
+        if missing:
+            raise SpecError("cannot remove: no such node", missing[0])
+        new = []
+        for path, node in add.items():
+            op, params, inputs, attrs = normalise_node(node, path)
+            new.append(_node(path, op, params, inputs or (), attrs))
+        nodes: list[Node] = []
+        for n in self._nodes.values():
+            if n.path in gone:
+                nodes.extend(new)
+                new = []
+            else:
+                nodes.append(n)
+        kept = [n for n in nodes if n.path not in add]
+        return self._with(_read_instead(nodes, uses or {}, {n.path for n in kept}))
+
     def insert_after(self, path: str, name: str, node: tuple) -> Graph:
         """A copy with ``node`` (named ``name`` in ``path``'s namespace) between ``path`` and its consumers."""
         new_path = join(self[path].namespace, name)
-        added = self.add(new_path, (*node[:2], [path], *node[3:]), after=path)
-        return self._with(n if n.path == new_path else _reading(n, path, new_path) for n in added.nodes)
+        return self.add(new_path, (*node[:2], [path], *node[3:]), after=path).replace_uses(path, new_path)
 
     def remove(self, path: str) -> Graph:
         """A copy without the single-input node ``path``; its consumers take its input instead."""
         node = self[path]
         if len(node.inputs) != 1:
             raise SpecError(f"only a node with one input can be removed, this one has {len(node.inputs)}", path)
-        return self._with(_reading(n, path, node.inputs[0]) for n in self._nodes.values() if n.path != path)
+        return self.splice([path], {}, uses={path: node.inputs[0]})
 
     def swap(self, first: str, second: str) -> Graph:
         """A copy where the chain ``a -> first -> second -> consumers`` becomes ``a -> second -> first -> consumers``.
@@ -202,15 +239,8 @@ class Graph:
             raise SpecError(f"cannot swap: {second!r} is not the only consumer and sole input user of {first!r}",
                             first)
         a, b = self[first], self[second]
-        nodes = []
-        for n in self._nodes.values():
-            if n.path == first:
-                nodes.append(replace(b, inputs=a.inputs))
-            elif n.path == second:
-                nodes.append(replace(a, inputs=(second,)))
-            else:
-                nodes.append(_reading(n, second, first))
-        return self._with(nodes)
+        return self.splice([first, second], {second: _spec_node(b, a.inputs), first: _spec_node(a, (second,))},
+                           uses={second: first})
 
     # -- conversions -------------------------------------------------------------------------
 
@@ -269,9 +299,32 @@ class Graph:
         return to_svg(self)
 
 
-def _reading(node: Node, old: str, new: str) -> Node:
-    """``node``, reading ``new`` wherever it read ``old``."""
-    return replace(node, inputs=tuple(new if i == old else i for i in node.inputs)) if old in node.inputs else node
+def _read_instead(nodes: Iterable[Node], uses: Mapping[str, str], only: set[str]) -> list[Node]:
+    """``nodes``, those in ``only`` reading ``uses[i]`` wherever they read ``i``."""
+    return [replace(n, inputs=tuple(uses.get(i, i) for i in n.inputs)) if n.path in only and uses else n
+            for n in nodes]
+
+
+def _spec_node(node: Node, inputs: Iterable[str]) -> tuple:
+    """``node`` as a spec node tuple reading ``inputs`` (full paths)."""
+    return (node.op, dict(node.params), list(inputs), dict(node.attrs))
+
+
+def replace_op(graph: Graph, ops: Mapping[str, tuple[str, Mapping | Callable[[Node], Mapping] | None]]) -> Graph:
+    """A copy where every node of op ``old`` becomes op ``new``, for each ``old: (new, params)`` in ``ops``.
+
+    ``params`` is a dict merged over the old node's params, a callable of the old Node
+    giving the new params, or None (keep them). Paths, inputs and attrs are kept.
+    """
+    for path in graph.find(op=tuple(ops)):
+        node = graph[path]
+        new_op, params = ops[node.op]
+        if callable(params):
+            params = params(node)
+        elif params is not None:
+            params = {**node.params, **params}
+        graph = graph.replace(path, op=new_op, params=params)
+    return graph
 
 
 def _unpickle(plain: list[tuple], inputs: tuple[str, ...]) -> Graph:

@@ -8,6 +8,9 @@ graph made from the net: ``tta_flip``). In Page's order: ``pool_before_norm``,
 ``label_smoothing``, ``celu``, ``ghost_bn``, ``freeze_bn_scale``, ``whiten_input``,
 ``tta_flip``; also ``pool_before_act`` and ``swap_activation``.
 
+Passes that a pattern says are rules (``rules.rule``): a pattern, a replacement, and the
+pattern of their own result; ``match`` and ``explain`` work on any pattern.
+
 Passes leave optimiser and initialisation hints as node attrs; ``param_groups(network)``
 and ``initialise(network, images)`` read them for the trainer.
 """
@@ -16,9 +19,12 @@ and ``initialise(network, images)`` read them for the trainer.
 from . import pools, loss, activations, ghost_bn, freeze_bn, whiten, tta  # noqa: F401, I001
 from .ghost_bn import GhostBatchNorm
 from .hints import INITIALISERS, initialise, param_groups, register_initialiser
-from .registry import PASSES, NoMatchError, Pass, RewriteError, list_passes, register_pass, rewrite, split_passes
+from .registry import (PASSES, NoMatchError, Pass, PassError, PassNote, RewriteError, list_passes, register_pass,
+                       rewrite, split_passes)
+from .rules import ANY, Match, NearMiss, any_of, bound, explain, match, no_match, note, pat, rule
 
 __all__ = [
-    "INITIALISERS", "PASSES", "GhostBatchNorm", "NoMatchError", "Pass", "RewriteError", "initialise", "list_passes",
-    "param_groups", "register_initialiser", "register_pass", "rewrite", "split_passes",
+    "ANY", "INITIALISERS", "PASSES", "GhostBatchNorm", "Match", "NearMiss", "NoMatchError", "Pass", "PassError",
+    "PassNote", "RewriteError", "any_of", "bound", "explain", "initialise", "list_passes", "match", "no_match",
+    "note", "param_groups", "pat", "register_initialiser", "register_pass", "rewrite", "rule", "split_passes",
 ]

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph import Graph
-from .match import no_match
+from ..graph import Graph, replace_op
 from .registry import register_pass
+from .rules import bound, no_match, rule
 
 
-def _swap(graph: Graph, pass_name: str, old: str, new: str, params: dict[str, Any]) -> Graph:
-    found = graph.find(op=old)
-    if not found:
-        raise no_match(pass_name, f"{old!r} node", graph.find(op=new))
-    for path in found:
-        graph = graph.replace(path, op=new, params=params)
-    return graph
-
-
-@register_pass("celu")
-def celu(graph: Graph, alpha: float = 0.075) -> Graph:
+def _celu(match, alpha: float = 0.075) -> dict:
     """Replace every ReLU by CELU(alpha) (paths are kept).
 
     CELU is a smoothed ReLU, and a smooth activation makes the optimisation better behaved:
     Page's net reached the same accuracy in three fewer epochs.
     """
-    return _swap(graph, "celu", "relu", "celu", {"alpha": alpha})
+    return {"act": bound("act").changed(op="celu", alpha=alpha)}
+
+
+celu = register_pass(rule({"act": "relu"}, _celu, applied={"act": "celu"}, name="celu"))
 
 
 @register_pass("swap_activation")
@@ -34,4 +27,6 @@ def swap_activation(graph: Graph, old: str = "relu", new: str = "celu", **params
 
     The general form of the CELU step, for trying other activations in the same places.
     """
-    return _swap(graph, "swap_activation", old, new, params)
+    if not graph.find(op=old):
+        raise no_match(f"{old!r} node", graph.find(op=new))
+    return replace_op(graph, {old: (new, lambda node: params)})

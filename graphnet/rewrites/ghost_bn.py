@@ -6,10 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import Graph
 from ..ops import register
-from .match import no_match
-from .registry import RewriteError, register_pass
+from .registry import PassError, register_pass
+from .rules import bound, rule
 
 
 class GhostBatchNorm(nn.BatchNorm2d):
@@ -58,8 +57,7 @@ def _ghost_batch_norm(c: int, num_splits: int = 16, eps: float = 1e-5, momentum:
 ghost_batch_norm = register("ghost_batch_norm", _ghost_batch_norm, kind="module")
 
 
-@register_pass("ghost_bn")
-def ghost_bn(graph: Graph, num_splits: int = 16) -> Graph:
+def _ghost_bn(match, num_splits: int = 16) -> dict:
     """Replace every batch norm by ghost batch norm over ``num_splits`` ghost batches (params kept).
 
     Batch norm works best with around 32 examples per batch; at batch 512, 16 splits
@@ -68,10 +66,8 @@ def ghost_bn(graph: Graph, num_splits: int = 16) -> Graph:
     The training batch must divide by ``num_splits``.
     """
     if num_splits < 1:
-        raise RewriteError("ghost_bn", f"num_splits must be at least 1, not {num_splits}")
-    found = graph.find(op="batch_norm")
-    if not found:
-        raise no_match("ghost_bn", "'batch_norm' node", graph.find(op="ghost_batch_norm"))
-    for path in found:
-        graph = graph.replace(path, op="ghost_batch_norm", params={**graph[path].params, "num_splits": num_splits})
-    return graph
+        raise PassError(f"num_splits must be at least 1, not {num_splits}")
+    return {"norm": bound("norm").changed(op="ghost_batch_norm", num_splits=num_splits)}
+
+
+ghost_bn = register_pass(rule({"norm": "batch_norm"}, _ghost_bn, applied={"norm": "ghost_batch_norm"}, name="ghost_bn"))

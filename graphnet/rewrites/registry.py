@@ -29,6 +29,21 @@ class NoMatchError(RewriteError):
     """
 
 
+class PassError(SpecError):
+    """What a pass raises about its params or its graph; the ``Pass`` that runs it adds its name.
+
+    ``no_match=True``: it found nothing to rewrite (becomes a ``NoMatchError``).
+    """
+
+    def __init__(self, message: str, path: str | None = None, no_match: bool = False):
+        self.message, self.no_match = message, no_match
+        super().__init__(message, path)
+
+
+class PassNote(UserWarning):
+    """A pass skipped an optional part it had nothing to do on (``warnings.warn``; the CLI prints one line)."""
+
+
 @dataclass(frozen=True)
 class Pass:
     """A registered pass: ``fn(graph, **params) -> Graph`` applied to the ``applies_to`` graph."""
@@ -37,10 +52,19 @@ class Pass:
     fn: Callable[..., Graph]
     applies_to: str  # 'net' | 'loss' | 'eval'
     signature: inspect.Signature  # the params, without the graph
+    after: tuple[str, ...] = ()  # passes that, where a pipeline has them, must run before this one
+    doc: str = ""
+    rule: Any = None  # the rules.Rule this pass applies, if it is one (for explain)
 
-    @property
-    def doc(self) -> str:
-        return inspect.getdoc(self.fn) or ""
+    @classmethod
+    def of(cls, name: str, fn: Callable[..., Graph], applies_to: str = "net", after: Iterable[str] = (),
+           doc: str | None = None, rule: Any = None) -> Pass:
+        """A pass running ``fn(graph, **params)``; its params are ``fn``'s after the graph, its doc ``fn``'s."""
+        if applies_to not in APPLIES_TO:
+            raise ValueError(f"applies_to must be one of {APPLIES_TO}, not {applies_to!r}")
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        return cls(name, fn, applies_to, inspect.Signature(params), tuple(after),
+                   inspect.getdoc(fn) or "" if doc is None else inspect.cleandoc(doc), rule)
 
     def params_str(self) -> str:
         """The params as ``(a, b=1, **params)``."""
@@ -62,7 +86,21 @@ class Pass:
             if value is None and "None" in str(param.annotation):  # `x: float | None = 0.5` may be None
                 continue
             raise RewriteError(self.name, f"param {name} must be a number, not {value!r}")
-        return self.fn(graph, **params)
+        _RUNNING.append(self.name)
+        try:
+            return self.fn(graph, **params)
+        except PassError as e:
+            raise (NoMatchError if e.no_match else RewriteError)(self.name, e.message, e.path) from None
+        finally:
+            _RUNNING.pop()
+
+
+_RUNNING: list[str] = []  # the passes running now, innermost last
+
+
+def running() -> str | None:
+    """The name of the innermost pass running now, if any (for notes)."""
+    return _RUNNING[-1] if _RUNNING else None
 
 
 def _is_number(value: Any) -> bool:
@@ -72,20 +110,25 @@ def _is_number(value: Any) -> bool:
 PASSES: dict[str, Pass] = {}
 
 
-def register_pass(name: str, applies_to: str = "net") -> Callable[[Callable[..., Graph]], Callable[..., Graph]]:
-    """Register ``fn(graph, **params) -> Graph`` as the pass ``name``; returns ``fn`` unchanged.
+def register_pass(name: str | Pass, applies_to: str = "net", after: Iterable[str] = ()) -> Any:
+    """Register a pass and return it (a ``Pass``, callable like the function).
 
-    ``applies_to`` says which graph the trainer gives it: the network (``'net'``), the loss
-    graph (``'loss'``) or the evaluation graph (``'eval'``, made from the network). The
-    docstring's first line says what the pass changes, its body why it speeds training.
+    ``register_pass(rule(...))`` registers a made pass. As a decorator,
+    ``@register_pass(name, applies_to='net', after=())`` registers ``fn(graph, **params) -> Graph``:
+    ``applies_to`` says which graph the trainer gives it, the network (``'net'``), the loss
+    graph (``'loss'``) or the evaluation graph (``'eval'``, made from the network); ``after``
+    names passes that must come before it where a pipeline has both. The docstring's first
+    line says what the pass changes, its body why it speeds training. A ``PassError`` the
+    function raises reaches the caller as a ``RewriteError`` (``NoMatchError``) naming the pass.
     """
+    if isinstance(name, Pass):
+        PASSES[name.name] = name
+        return name
     if applies_to not in APPLIES_TO:
         raise ValueError(f"applies_to must be one of {APPLIES_TO}, not {applies_to!r}")
 
-    def register(fn: Callable[..., Graph]) -> Callable[..., Graph]:
-        params = list(inspect.signature(fn).parameters.values())[1:]
-        PASSES[name] = Pass(name, fn, applies_to, inspect.Signature(params))
-        return fn
+    def register(fn: Callable[..., Graph]) -> Pass:
+        return register_pass(Pass.of(name, fn, applies_to, after))
 
     return register
 
@@ -122,17 +165,30 @@ def split_passes(passes: Iterable[PassSpec]) -> dict[str, list[PassSpec]]:
     return out
 
 
+def check_order(passes: Iterable[Callable[..., Graph]]) -> None:
+    """Raise a RewriteError if a pass comes before one it must follow (``Pass.after``).
+
+    A pass whose ``after`` passes are absent from the list is fine.
+    """
+    names = [p.name if isinstance(p, Pass) else None for p in passes]
+    for i, p in enumerate(passes):
+        for earlier in getattr(p, "after", ()):
+            if earlier in names[i + 1:]:
+                raise RewriteError(p.name, f"must come after {earlier!r}, which follows it here: apply {earlier!r} first")
+
+
 def rewrite(graph: Graph | dict, passes: Iterable[PassSpec], strict: bool = True) -> Graph:
     """Apply ``passes`` in order and return the new Graph; ``graph`` may be a network spec dict.
 
     A pass is a registered name (``'celu'``), a name with params (``('ghost_bn', {'num_splits': 16})``)
-    or a callable ``Graph -> Graph``. A pass that matches nothing raises ``NoMatchError``; with
+    or a callable ``Graph -> Graph``. A pass listed before one it must follow (``after``) is refused. A pass that matches nothing raises ``NoMatchError``; with
     ``strict=False`` it is skipped (for pipelines that apply one recipe to several specs).
     """
     if isinstance(graph, dict):
         graph = build(graph)
-    for item in passes:
-        fn, params = _resolve(item)
+    resolved = [_resolve(item) for item in passes]
+    check_order([fn for fn, _ in resolved])
+    for fn, params in resolved:
         try:
             graph = fn(graph, **params)
         except NoMatchError:

@@ -6,7 +6,7 @@ import torch
 
 from ..graph import Graph
 from ..ops import concat, flip_lr, register
-from .match import no_match, redirect
+from .rules import no_match
 from .registry import register_pass
 
 
@@ -34,9 +34,9 @@ def tta_flip(graph: Graph) -> Graph:
     source, output = graph.inputs[0], graph.output
     done = graph.find(op="flip_lr", where=lambda n: n.inputs == (source,))
     if done:
-        raise no_match("tta_flip", f"eval graph without a flip of the input {source!r}", done)
+        raise no_match(f"eval graph without a flip of the input {source!r}", done)
     consumers = graph.successors(source)
     graph = graph.add("tta_flip", flip_lr(inputs=[source]), after=output)
     graph = graph.add("tta_batch", concat(dim=0, inputs=[source, "tta_flip"]), after="tta_flip")
-    graph = redirect(graph, source, "tta_batch", consumers)
+    graph = graph.replace_uses(source, "tta_batch", consumers)
     return graph.add("tta_mean", mean_halves(inputs=[output]), after=output)

@@ -10,8 +10,8 @@ from ..graph import Graph
 from ..ops import conv
 from ..spec import join
 from .hints import register_initialiser
-from .match import no_match
-from .registry import RewriteError, register_pass
+from .registry import PassError, register_pass
+from .rules import no_match
 
 
 @register_initialiser("whitening")
@@ -51,17 +51,17 @@ def whiten_input(graph: Graph, patch: int = 3, eps: float = 1e-2) -> Graph:
     from the first step: Page cut two epochs, then more with a higher learning rate.
     """
     if patch < 1 or patch % 2 == 0:
-        raise RewriteError("whiten_input", f"patch must be odd (so the image size is kept), not {patch}")
+        raise PassError(f"patch must be odd (so the image size is kept), not {patch}")
     if eps <= 0:
-        raise RewriteError("whiten_input", f"eps must be positive, not {eps}")
+        raise PassError(f"eps must be positive, not {eps}")
     source = graph.inputs[0]
     convs = graph.find(op="conv", where=lambda n: source in n.inputs)
     if not convs:
-        raise no_match("whiten_input", f"'conv' node fed by the input {source!r}")
+        raise no_match(f"'conv' node fed by the input {source!r}")
     path = convs[0]
     node = graph[path]
     if node.attrs.get("init", {}).get("name") == "whitening":
-        raise no_match("whiten_input", "first conv on the input that is not a whitening conv", [path])
+        raise no_match("first conv on the input that is not a whitening conv", [path])
     width = node.params["c_in"] * patch * patch
     whiten = join(node.namespace, "whiten")
     attrs = {"frozen": ["weight"], "init": {"name": "whitening", "params": {"eps": eps}}}

@@ -1,0 +1,454 @@
+"""Rewrite rules: patterns over a Graph, their matches, replacements and near misses.
+
+A **pattern** is a dict ``name -> pattern node``, in order; a pattern node is an op name
+(``'conv'``), ``any_of('relu', 'celu')``, ``ANY``, or ``pat(op, params, inputs, shared)``.
+Without ``inputs`` a node reads the one before it (a chain; the first reads anything). An
+input name that is not a pattern node binds whatever node is there (``'log_probs'``). Params
+are fixed values, compared with the node's params after the op's defaults (so
+``pat('max_pool', {'kernel_size': 2})`` matches ``max_pool()``), or predicates. Every node
+but the last must feed only the match, unless ``shared=True``.
+
+``match(graph, pattern)`` gives the matches (name -> node path), non-overlapping, in graph
+order. ``explain(graph, pattern)`` gives the near misses: where each partial match broke, and why.
+
+A **replacement** is a spec fragment (dict ``name -> node``, in order, a chain unless it says
+``inputs``) for the matched nodes, or a function ``(match, **params) -> fragment``. In it,
+``bound('norm')`` is the matched node as it was and ``bound('norm').changed(op=..., **params)``
+that node changed; input names are fragment names, then pattern names. A fragment node named
+like a pattern node keeps its path (and its attrs, unless it gives some); new names go in the
+namespace of the pattern's last node. The fragment's first node reads what the pattern's
+first node read; its last node feeds the consumers of the pattern's last node; matched
+nodes it does not name are removed. ``rule(pattern, replacement, name=...)`` is the pass.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from ..graph import Graph, Node
+from ..ops import get_op
+from ..spec import join
+from .registry import Pass, PassError, PassNote
+
+NORMS = ("batch_norm", "ghost_batch_norm")
+ACTIVATIONS = ("relu", "celu", "gelu")
+MONOTONE_ACTIVATIONS = ("relu", "celu")  # non-decreasing, so max-pool commutes with them
+
+
+# -- patterns --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AnyOf:
+    """A set of op names a pattern node accepts; empty means any op (``ANY``)."""
+
+    ops: tuple[str, ...]
+
+    def __contains__(self, op: object) -> bool:
+        return not self.ops or op in self.ops
+
+    def __str__(self) -> str:
+        return "|".join(self.ops) or "any op"
+
+
+def any_of(*ops: str) -> AnyOf:
+    """A pattern op that accepts any of ``ops``: ``any_of('relu', 'celu')`` (names of ops, registered or not yet)."""
+    if not ops or not all(isinstance(op, str) for op in ops):
+        raise PassError(f"any_of takes one or more op names, not {ops!r}; ANY accepts every op")
+    return AnyOf(tuple(ops))
+
+
+ANY = AnyOf(())  # a pattern op that accepts every op
+
+
+@dataclass(frozen=True)
+class PatternNode:
+    """One node of a pattern: the ops it accepts, params (values or predicates), inputs, and
+    whether it may feed nodes outside the match (``shared``)."""
+
+    op: AnyOf
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] | None = None
+    shared: bool = False
+
+
+def pat(op: str | AnyOf, params: Mapping[str, Any] | None = None, inputs: Iterable[str] | None = None,
+        shared: bool = False) -> PatternNode:
+    """A pattern node: ``pat('max_pool', {'kernel_size': 2})``, ``pat('celu', {'alpha': lambda a: a < 1})``,
+    ``pat('add', inputs=['in', 'res'])``; ``shared=True`` lets it feed nodes outside the match."""
+    ops = op if isinstance(op, AnyOf) else any_of(op)
+    return PatternNode(ops, dict(params or {}), None if inputs is None else tuple(inputs), shared)
+
+
+Pattern = Mapping[str, Any]
+
+
+def compile_pattern(pattern: Pattern) -> dict[str, PatternNode]:
+    """``pattern`` with every node a PatternNode and chain inputs made explicit."""
+    if isinstance(pattern, Mapping) and pattern and all(isinstance(v, PatternNode) for v in pattern.values()) \
+            and all(v.inputs is not None for v in list(pattern.values())[1:]):
+        return dict(pattern)
+    if not isinstance(pattern, Mapping) or not pattern:
+        raise PassError(f"a pattern is a non-empty dict of name -> op, not {pattern!r}")
+    out: dict[str, PatternNode] = {}
+    for name, value in pattern.items():
+        if isinstance(value, (str, AnyOf)):
+            value = pat(value)
+        elif isinstance(value, tuple):
+            value = pat(*value)
+        elif not isinstance(value, PatternNode):
+            raise PassError(f"pattern node {name!r}: an op name, any_of(...), ANY or pat(...), not {value!r}")
+        if value.inputs is None and out:
+            value = PatternNode(value.op, value.params, (list(out)[-1],), value.shared)
+        later = [i for i in value.inputs or () if i in pattern and i not in out]
+        if later:
+            raise PassError(f"pattern node {name!r} reads {later[0]!r}, which comes after it: order the pattern")
+        out[name] = value
+    return out
+
+
+class Match(Mapping[str, str]):
+    """One match: bound name -> node path (pattern nodes, then free input names). ``node(name)``: the Node."""
+
+    def __init__(self, graph: Graph, paths: Mapping[str, str], names: Iterable[str]):
+        self.graph, self._paths, self.names = graph, dict(paths), tuple(names)
+
+    def __getitem__(self, name: str) -> str:
+        return self._paths[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def node(self, name: str) -> Node:
+        return self.graph[self[name]]
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """The matched nodes' paths (free inputs left out), in pattern order."""
+        return tuple(self._paths[n] for n in self.names)
+
+    def __repr__(self) -> str:
+        return f"Match({self._paths!r})"
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """Where a partial match broke: the node, why, and how many pattern nodes had matched."""
+
+    path: str | None
+    reason: str
+    matched: int
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class _Search:
+    """Backtracking search for one match from an anchor; keeps the deepest failure."""
+
+    def __init__(self, graph: Graph, pattern: dict[str, PatternNode], taken: set[str]):
+        self.graph, self.pattern, self.names, self.taken = graph, pattern, list(pattern), taken
+        self.miss: NearMiss | None = None
+
+    def fail(self, depth: int, path: str | None, reason: str) -> None:
+        if self.miss is None or depth > self.miss.matched:
+            self.miss = NearMiss(path, reason, depth)
+
+    def run(self, anchor: str) -> dict[str, str] | None:
+        return self._extend({}, 0, [anchor])
+
+    def _extend(self, bound: dict[str, str], depth: int, candidates: list[str] | None = None) -> dict[str, str] | None:
+        if depth == len(self.names):
+            return self._closed(bound)
+        name = self.names[depth]
+        want = self.pattern[name]
+        if candidates is None:
+            sources = [bound[i] for i in want.inputs or () if i in bound]
+            candidates = list(self.graph.successors(sources[0])) if sources else list(self.graph.order)
+            if not candidates:
+                self.fail(depth, sources[0], f"feeds nothing, wanted {want.op} after it")
+        used = {bound[n] for n in self.names[:depth]}
+        for path in candidates:
+            if path in used or path in self.taken:
+                continue
+            reason, binding = self._check(want, path, bound)
+            if reason:
+                self.fail(depth, path, reason)
+                continue
+            found = self._extend({**bound, name: path, **binding}, depth + 1)
+            if found:
+                return found
+        return None
+
+    def _check(self, want: PatternNode, path: str, bound: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """Why ``path`` cannot be ``want`` ('' if it can), and the free input names it binds."""
+        node = self.graph[path]
+        refs = want.inputs
+        after = f" after {refs[0]}" if refs and refs[0] in self.pattern else ""
+        if node.op not in want.op:
+            return f"op {node.op}, wanted {want.op}{after}", {}
+        binding: dict[str, str] = {}
+        if refs is not None:
+            if len(node.inputs) != len(refs):
+                return f"reads {len(node.inputs)} input(s), wanted {len(refs)} ({', '.join(refs)})", {}
+            for ref, actual in zip(refs, node.inputs):
+                expected = bound.get(ref, binding.get(ref))
+                if expected is None and ref not in self.pattern:
+                    binding[ref] = actual
+                elif expected != actual:
+                    return f"reads {actual!r} where the pattern has {ref} ({expected!r})", {}
+        values = _params_with_defaults(node)
+        for key, expected in want.params.items():
+            if key not in values:
+                return f"has no param {key}", {}
+            value = values[key]
+            if callable(expected):
+                if not expected(value):
+                    return f"{key}={value!r} fails the pattern's test{_named(expected)}", {}
+            elif value != expected:
+                return f"{key}={value!r}, wanted {expected!r}", {}
+        return "", binding
+
+    def _closed(self, bound: dict[str, str]) -> dict[str, str] | None:
+        """``bound`` if no node but the last (or a shared one) feeds a node outside the match."""
+        inside = {bound[n] for n in self.names}
+        for name in self.names[:-1]:
+            if self.pattern[name].shared:
+                continue
+            outside = [c for c in self.graph.successors(bound[name]) if c not in inside]
+            if outside:
+                self.fail(len(self.names), bound[name], f"also feeds {outside[0]!r}, outside the pattern")
+                return None
+        return bound
+
+
+def _named(fn: Callable) -> str:
+    name = getattr(fn, "__name__", "")
+    return f" ({name})" if name and name != "<lambda>" else ""
+
+
+def _params_with_defaults(node: Node) -> dict[str, Any]:
+    """The node's params with its op's defaults filled in."""
+    try:
+        bound = get_op(node.op).signature.bind(**node.params)
+    except TypeError:
+        return dict(node.params)
+    bound.apply_defaults()
+    return {**bound.arguments, **node.params}
+
+
+def _search(graph: Graph, pattern: Pattern) -> tuple[list[Match], list[NearMiss]]:
+    compiled = compile_pattern(pattern)
+    names = list(compiled)
+    taken: set[str] = set()
+    found, misses = [], []
+    for anchor in graph.order:
+        search = _Search(graph, compiled, taken)
+        paths = search.run(anchor)
+        if paths:
+            m = Match(graph, paths, names)
+            taken.update(m.nodes)
+            found.append(m)
+        elif search.miss and (search.miss.matched or not search.miss.reason.startswith("op ")) \
+                and anchor not in taken:
+            misses.append(search.miss)
+    return found, misses
+
+
+def match(graph: Graph, pattern: Pattern) -> list[Match]:
+    """The matches of ``pattern`` in ``graph`` (name -> path), non-overlapping, in graph order."""
+    return _search(graph, pattern)[0]
+
+
+def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
+    """The near misses of ``pattern`` (or of the rule pass so named), nearest first.
+
+    Each says which node broke a partial match and why, e.g. ``layer1/relu: op relu, wanted
+    batch_norm|ghost_batch_norm after conv``. With no node of the first op at all, one entry
+    says so. Places where the pattern matches are not misses.
+    """
+    pattern = _rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern
+    compiled = compile_pattern(pattern)
+    misses = _search(graph, compiled)[1]
+    if not misses and not match(graph, compiled):
+        first = next(iter(compiled.values()))
+        return [NearMiss(None, f"no node has op {first.op}", 0)]
+    return sorted(misses, key=lambda m: -m.matched)
+
+
+def _rule_of(item: str | Pass) -> Rule:
+    from .registry import PASSES, RewriteError
+
+    p = PASSES.get(item) if isinstance(item, str) else item
+    if p is None:
+        raise RewriteError(str(item), f"no such pass (known: {', '.join(PASSES)})")
+    if p.rule is None:
+        raise RewriteError(p.name, "is a hand-written pass, not a rule: it has no pattern to explain")
+    return p.rule
+
+
+def describe(pattern: Pattern) -> str:
+    """A pattern as text: ``'relu' node``, ``conv -> batch_norm|ghost_batch_norm -> ... chain``."""
+    compiled = compile_pattern(pattern)
+    nodes = list(compiled.values())
+    if len(nodes) == 1:
+        return f"'{nodes[0].op}' node" if len(nodes[0].op.ops) == 1 else f"{nodes[0].op} node"
+    names = list(compiled)
+    if all(n.inputs == (names[i],) for i, n in enumerate(nodes[1:])):
+        return " -> ".join(str(n.op) for n in nodes) + " chain"
+    return "pattern " + ", ".join(f"{k}: {v.op}" for k, v in compiled.items())
+
+
+# -- replacements ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bound:
+    """In a replacement, the matched node ``name``, with ``op``, ``params`` and ``inputs`` changed where given."""
+
+    name: str
+    op: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] | None = None
+
+    def changed(self, op: str | None = None, inputs: Iterable[str] | None = None, **params: Any) -> Bound:
+        """This node with another op, inputs, or params merged over its own."""
+        return Bound(self.name, op or self.op, {**self.params, **params},
+                     self.inputs if inputs is None else tuple(inputs))
+
+
+def bound(name: str) -> Bound:
+    """The matched node ``name``, for a replacement: kept as it was, or ``.changed(...)``."""
+    return Bound(name)
+
+
+def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[Graph, str]:
+    """``graph`` with the matched nodes of ``m`` replaced by ``fragment`` (see the module doc), and the
+    path of the fragment's last node, which now feeds the consumers of the pattern's last node."""
+    if not isinstance(fragment, Mapping) or not fragment:
+        raise PassError(f"a replacement is a non-empty dict of name -> node, not {fragment!r}")
+    first, last = m.names[0], m.names[-1]
+    namespace = graph[m[last]].namespace
+    paths = {name: m[name] if name in m.names else join(namespace, name) for name in fragment}
+
+    def resolve(ref: str, at: str) -> str:
+        if ref in paths:
+            return paths[ref]
+        if ref in m:
+            return m[ref]
+        raise PassError(f"replacement node {at!r} reads {ref!r}, which is neither in the replacement nor bound "
+                        f"by the pattern ({', '.join(m)})")
+
+    add: dict[str, tuple] = {}
+    previous: tuple[str, ...] = graph[m[first]].inputs
+    for name, value in fragment.items():
+        if isinstance(value, Bound):
+            old = m.node(value.name)
+            op, params, inputs, attrs = value.op or old.op, {**old.params, **value.params}, value.inputs, old.attrs
+        else:
+            op, params, inputs, attrs = (*value, None, None)[:4]
+            if attrs is None:
+                attrs = m.node(name).attrs if name in m.names else {}
+        inputs = previous if inputs is None else tuple(resolve(i, name) for i in inputs)
+        add[paths[name]] = (op, params, list(inputs), dict(attrs))
+        previous = (paths[name],)
+    for name in m.names[:-1]:
+        outside = [c for c in graph.successors(m[name]) if c not in m.nodes]
+        if outside and m[name] not in add:
+            raise PassError(f"the replacement drops {m[name]!r}, which {outside[0]!r} outside the match reads")
+    new_last = next(reversed(add))
+    return graph.splice(m.nodes, add, uses={m[last]: new_last}), new_last
+
+
+# -- rules -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    """A pattern, its replacement and (optionally) the pattern of its own result, ``applied``:
+    places where that matches are done, and left alone."""
+
+    pattern: dict[str, PatternNode]
+    replacement: Mapping[str, Any] | Callable[..., Mapping[str, Any]]
+    applied: tuple[dict[str, PatternNode], str] | None = None
+
+    def __call__(self, graph: Graph, **params: Any) -> Graph:
+        """Replace every match; a PassError (no match) if there is none, saying where it is done or nearly matched."""
+        done = match(graph, self.applied[0]) if self.applied else []
+        done_nodes = {p for d in done for p in d.nodes}
+        todo = [m for m in match(graph, self.pattern) if not done_nodes & set(m.nodes)]
+        if not todo:
+            raise self.no_match(graph, [d[self.applied[1]] for d in done] if self.applied else [])
+        renamed: dict[str, str] = {}  # a replaced match's last node -> the node now in its place
+        for m in todo:
+            current = Match(graph, {k: renamed.get(v, v) for k, v in m.items()}, m.names)
+            fragment = self.replacement(current, **params) if callable(self.replacement) else self.replacement
+            graph, renamed[m[m.names[-1]]] = replace_match(graph, current, fragment)
+        return graph
+
+    def no_match(self, graph: Graph, done: list[str]) -> PassError:
+        if done:
+            return no_match(describe(self.pattern), done)
+        misses = explain(graph, self.pattern)
+        return PassError(f"found no {describe(self.pattern)}; nearest: {misses[0]}", no_match=True)
+
+
+def no_match(self, graph: Graph, done: list[str]) -> PassError:
+        if done:
+            return no_match(describe(self.pattern), done)
+        misses = explain(graph, self.pattern)
+        return PassError(f"found no {describe(self.pattern)}; nearest: {misses[0]}", no_match=True)
+
+
+def _successor_name(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> str:
+    name = next(reversed(fragment))
+    return m[name] if name in m.names else join(graph[m[m.names[0]]].namespace if False else "", name)
+
+
+def no_match(looked_for: str, done: Iterable[str] = ()) -> PassError:
+    """The error for a pass that found nothing; ``done`` lists the places showing it already applied."""
+    done = list(done)
+    shown = ", ".join(map(repr, done[:3])) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+    already = f"; already applied (see {shown})" if done else ""
+    return PassError(f"found no {looked_for}{already}", no_match=True)
+
+
+def note(message: str) -> None:
+    """Say that a pass skipped an optional part (a ``PassNote`` warning; the CLI prints one line)."""
+    from .registry import running
+
+    warnings.warn(f"pass {running()!r}: {message}" if running() else message, PassNote, stacklevel=3)
+
+
+def rule(pattern: Pattern, replacement: Mapping[str, Any] | Callable[..., Mapping[str, Any]], *, name: str,
+         doc: str | None = None, applies_to: str = "net", after: Iterable[str] = (),
+         applied: Pattern | tuple[Pattern, str] | None = None) -> Pass:
+    """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc).
+
+    ``replacement`` is a fragment or ``fn(match, **params) -> fragment``: the pass's params
+    are ``fn``'s after the match, and its doc (unless ``doc``) is ``fn``'s docstring.
+    ``applied``: the pattern of the result (or ``(pattern, name)``: the node to show), whose
+    matches are done: with nothing else to do the pass says ``already applied (see ...)``.
+    Register the pass with ``register_pass(rule(...))``; ``after`` as for ``register_pass``.
+    """
+    if applied is not None:
+        applied_pattern, shown = applied if isinstance(applied, tuple) else (applied, list(applied)[-1])
+        applied = (compile_pattern(applied_pattern), shown)
+    r = Rule(compile_pattern(pattern), replacement, applied)
+    params = list(inspect.signature(replacement).parameters.values())[1:] if callable(replacement) else []
+    if doc is None:
+        doc = inspect.getdoc(replacement) if callable(replacement) else None
+    if not doc:
+        raise ValueError(f"rule {name!r}: give a doc (what it changes, why it helps, its params)")
+
+    def apply(graph: Graph, **params: Any) -> Graph:
+        return r(graph, **params)
+
+    graph_param = inspect.Parameter("graph", inspect.Parameter.POSITIONAL_ONLY)
+    apply.__signature__ = inspect.Signature([graph_param, *params])  # type: ignore[attr-defined]
+    apply.__name__ = apply.__qualname__ = name
+    return Pass.of(name, apply, applies_to, after, doc, r)
