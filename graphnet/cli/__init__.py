@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from ..data import DataError
 from ..errors import SpecError
@@ -33,7 +34,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _notes(args.command, warnings.showwarning)
+            return args.run(args) or 0
     except USER_ERRORS as e:
         if args.debug:
             raise
@@ -42,6 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"graphnet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _notes(command: str, show):
+    """``warnings.showwarning`` that prints a pass's note (``PassNote``) as one line on stderr."""
+    from ..rewrites import PassNote
+
+    def showwarning(message, category, *args, **kwargs):
+        if issubclass(category, PassNote):
+            print(f"graphnet {command}: note: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return showwarning
 
 
 if __name__ == "__main__":

@@ -25,11 +25,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def pass_name(text: str) -> str:
+    """``text`` if it names a registered pass (for ``--without``)."""
+    from ..rewrites import RewriteError
+    from ..rewrites.registry import get_pass
+
+    try:
+        return get_pass(text).name
+    except RewriteError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_rewrite(text: str) -> str | tuple[str, dict[str, Any]]:
     """``NAME`` -> ``'NAME'``; ``NAME:k=v,k2=v2`` -> ``('NAME', {'k': v, 'k2': v2})``.
 
-    Values are read with ``ast.literal_eval`` (``0.2``, ``(1, 2)``, ``'a,b'``), else kept as
-    strings. Commas inside brackets or quotes do not split.
+    Values are read with ``ast.literal_eval`` (``0.2``, ``(1, 2)``, ``'a,b'``; ``none`` is None),
+    else kept as strings. Commas inside brackets or quotes do not split.
     """
     name, colon, rest = text.partition(":")
     if not name:
@@ -46,6 +57,8 @@ def parse_rewrite(text: str) -> str | tuple[str, dict[str, Any]]:
 
 
 def _literal(text: str) -> Any:
+    if text.lower() == "none":  # an optional param left out: `final_scale=none`
+        return None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -101,11 +114,14 @@ def graph_from_args(args: argparse.Namespace) -> Graph:
     build_kwargs = {} if args.width_mult is None else {"width_mult": args.width_mult}
     graph = build(load_spec(args.spec, **build_kwargs))
     if args.rewrite:
-        from ..rewrites import rewrite, split_passes
+        from ..rewrites import NoMatchError, rewrite, split_passes
         passes = split_passes(args.rewrite)
         skipped = [p if isinstance(p, str) else p[0] for p in passes["loss"] + passes["eval"]]
         if skipped:
             print(f"graphnet {args.command}: note: skipped passes for the loss or eval graph: {', '.join(skipped)}",
                   file=sys.stderr)
-        graph = rewrite(graph, passes["net"])
+        try:
+            graph = rewrite(graph, passes["net"])
+        except NoMatchError as e:
+            raise NoMatchError(e.pass_name, f"{e.message}; drop --rewrite {e.pass_name} for this spec", e.path) from None
     return graph

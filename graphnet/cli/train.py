@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .args import parse_rewrite, positive_float, positive_int
+from .args import parse_rewrite, pass_name, positive_float, positive_int
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 BASELINE_SPEC = SPECS / "resnet9.py"
@@ -31,7 +31,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help=f"one of {', '.join(RECIPES)} (default {DEFAULT})")
     p.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
                    help="apply this pass instead of the recipe's (repeatable, applied in order)")
-    p.add_argument("--without", action="append", default=[], metavar="NAME", help="leave this pass out (repeatable)")
+    p.add_argument("--without", type=pass_name, action="append", default=[], metavar="NAME",
+                   help="leave this pass out (repeatable)")
     epochs = p.add_mutually_exclusive_group()
     epochs.add_argument("--epochs", type=positive_int, metavar="N",
                         help="train N epochs (the lr knots scale in proportion)")

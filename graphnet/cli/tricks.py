@@ -18,16 +18,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                                           "params, the graph each applies to and what it changes; then the "
                                           "tricks that are trainer options.")
     p.add_argument("name", nargs="?", metavar="PASS", help="show this pass's full documentation")
+    p.add_argument("--explain", nargs=2, metavar=("PASS", "SPEC"),
+                   help="where a rule pass matches SPEC, and its near misses: which node broke the pattern and why")
     p.set_defaults(run=run_tricks)
 
 
 def run_tricks(args: argparse.Namespace) -> int:
-    from ..rewrites import PASSES, RewriteError
+    from ..rewrites import PASSES
+    from ..rewrites.registry import get_pass
 
+    if args.explain:
+        return explain_pass(*args.explain)
     if args.name:
-        if args.name not in PASSES:
-            raise RewriteError(args.name, f"no such pass (known: {', '.join(PASSES)})")
-        p = PASSES[args.name]
+        p = get_pass(args.name)
         print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph]\n\n{p.doc}")
         return 0
     print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by the graph they apply to:")
@@ -37,4 +40,24 @@ def run_tricks(args: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in TRAINING_TRICKS)
     for name, doc in TRAINING_TRICKS:
         print(f"  {name:<{width}}  {doc} (trainer option)")
+    return 0
+
+
+def explain_pass(name: str, spec: str) -> int:
+    """Print where the rule pass ``name`` matches ``spec`` and its near misses, nearest first."""
+    from ..graph import build
+    from ..rewrites import explain, match
+    from ..rewrites.rules import describe, rule_of
+    from ..spec import load_spec
+
+    pattern = rule_of(name).pattern
+    graph = build(load_spec(spec))
+    found = match(graph, pattern)
+    print(f"{name}: {describe(pattern)}")
+    print(f"matches in {spec}: " + ("; ".join(" -> ".join(m.nodes) for m in found) or "none"))
+    misses = explain(graph, pattern)
+    if misses:
+        print("near misses, nearest first:")
+        for miss in misses:
+            print(f"  {miss}")
     return 0

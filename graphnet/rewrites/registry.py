@@ -18,7 +18,7 @@ class RewriteError(SpecError):
     """A rewrite pass cannot apply; the message names the pass."""
 
     def __init__(self, pass_name: str, message: str, path: str | None = None):
-        self.pass_name = pass_name
+        self.pass_name, self.message = pass_name, message
         super().__init__(f"pass {pass_name!r}: {message}", path)
 
 
@@ -146,11 +146,16 @@ def _resolve(item: PassSpec) -> tuple[Callable[..., Graph], dict[str, Any]]:
     if callable(item):
         return next((p for p in PASSES.values() if p.fn is item), item), {}
     name, params = (item, {}) if isinstance(item, str) else item
+    return get_pass(name), dict(params)
+
+
+def get_pass(name: str) -> Pass:
+    """The pass registered as ``name``; a RewriteError with the nearest names if none."""
     if name not in PASSES:
         near = difflib.get_close_matches(name, PASSES, n=3)
         hint = f"did you mean {', '.join(map(repr, near))}?" if near else f"known: {', '.join(PASSES)}"
         raise RewriteError(name, f"no such pass; {hint}")
-    return PASSES[name], dict(params)
+    return PASSES[name]
 
 
 def split_passes(passes: Iterable[PassSpec]) -> dict[str, list[PassSpec]]:

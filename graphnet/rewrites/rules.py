@@ -16,7 +16,7 @@ A **replacement** is a spec fragment (dict ``name -> node``, in order, a chain u
 ``bound('norm')`` is the matched node as it was and ``bound('norm').changed(op=..., **params)``
 that node changed; input names are fragment names, then pattern names. A fragment node named
 like a pattern node keeps its path (and its attrs, unless it gives some); new names go in the
-namespace of the pattern's last node. The fragment's first node reads what the pattern's
+namespace of the pattern's last node (``name_1``, ... where that path is taken). The fragment's first node reads what the pattern's
 first node read; its last node feeds the consumers of the pattern's last node; matched
 nodes it does not name are removed. ``rule(pattern, replacement, name=...)`` is the pass.
 """
@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..graph import Graph, Node
 from ..ops import get_op
 from ..spec import join
-from .registry import Pass, PassError, PassNote
+from .registry import Pass, PassError, PassNote, RewriteError, get_pass, running
 
 NORMS = ("batch_norm", "ghost_batch_norm")
 ACTIVATIONS = ("relu", "celu", "gelu")
@@ -273,7 +273,7 @@ def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
     batch_norm|ghost_batch_norm after conv``. With no node of the first op at all, one entry
     says so. Places where the pattern matches are not misses.
     """
-    pattern = _rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern
+    pattern = rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern
     compiled = compile_pattern(pattern)
     misses = _search(graph, compiled)[1]
     if not misses and not match(graph, compiled):
@@ -282,14 +282,11 @@ def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
     return sorted(misses, key=lambda m: -m.matched)
 
 
-def _rule_of(item: str | Pass) -> Rule:
-    from .registry import PASSES, RewriteError
-
-    p = PASSES.get(item) if isinstance(item, str) else item
-    if p is None:
-        raise RewriteError(str(item), f"no such pass (known: {', '.join(PASSES)})")
+def rule_of(item: str | Pass) -> Rule:
+    """The Rule of the pass ``item`` (a name or a Pass); RewriteError for a hand-written pass."""
+    p = get_pass(item) if isinstance(item, str) else item
     if p.rule is None:
-        raise RewriteError(p.name, "is a hand-written pass, not a rule: it has no pattern to explain")
+        raise RewriteError(p.name, "a hand-written pass, not a rule: it has no pattern to explain")
     return p.rule
 
 
@@ -334,7 +331,9 @@ def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[
         raise PassError(f"a replacement is a non-empty dict of name -> node, not {fragment!r}")
     first, last = m.names[0], m.names[-1]
     namespace = graph[m[last]].namespace
-    paths = {name: m[name] if name in m.names else join(namespace, name) for name in fragment}
+    paths: dict[str, str] = {}
+    for name in fragment:
+        paths[name] = m[name] if name in m.names else _fresh(graph, join(namespace, name), set(paths.values()))
 
     def resolve(ref: str, at: str) -> str:
         if ref in paths:
@@ -363,6 +362,15 @@ def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[
             raise PassError(f"the replacement drops {m[name]!r}, which {outside[0]!r} outside the match reads")
     new_last = next(reversed(add))
     return graph.splice(m.nodes, add, uses={m[last]: new_last}), new_last
+
+
+def _fresh(graph: Graph, path: str, taken: set[str]) -> str:
+    """``path``, or ``path_1``, ``path_2``, ... where a node already has it."""
+    candidate, k = path, 0
+    while candidate in graph or candidate in taken:
+        k += 1
+        candidate = f"{path}_{k}"
+    return candidate
 
 
 # -- rules -----------------------------------------------------------------------------------
@@ -419,8 +427,6 @@ def no_match(looked_for: str, done: Iterable[str] = ()) -> PassError:
 
 def note(message: str) -> None:
     """Say that a pass skipped an optional part (a ``PassNote`` warning; the CLI prints one line)."""
-    from .registry import running
-
     warnings.warn(f"pass {running()!r}: {message}" if running() else message, PassNote, stacklevel=3)
 
 

@@ -35,12 +35,17 @@ class Setup:
 def make_setup(net: Graph, recipe: Recipe, passes: Sequence[Pass] | None = None, spec: str = "",
                net_passes_in_spec: bool = False, **config: Any) -> Setup:
     """Apply ``passes`` (default the recipe's) to ``net`` and describe the run; with
-    ``net_passes_in_spec`` the net passes are taken as already applied. ``config`` adds entries."""
-    from ..rewrites import split_passes
+    ``net_passes_in_spec`` the net passes are taken as already applied. ``config`` adds entries.
+    A pass that finds nothing to rewrite is a NoMatchError that says how to leave it out."""
+    from ..rewrites import NoMatchError, split_passes
 
     passes = [as_pass(p) for p in (recipe.passes if passes is None else passes)]
     split = split_passes(passes)
-    graphs = make_graphs(net, [p for p in passes if not (net_passes_in_spec and p in split["net"])])
+    try:
+        graphs = make_graphs(net, [p for p in passes if not (net_passes_in_spec and p in split["net"])])
+    except NoMatchError as e:
+        raise NoMatchError(e.pass_name, f"{e.message}; leave it out with --without {e.pass_name}, or use "
+                                        f"--recipe baseline", e.path) from None
     ema = recipe.ema
     described = {
         "recipe": f"{recipe.name} ({recipe.title})",
