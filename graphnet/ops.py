@@ -26,7 +26,7 @@ from torch import nn
 
 from .errors import ParamError, UnknownOpError
 
-Node = tuple  # (op, params) | (op, params, inputs) | (op, params, inputs, attrs)
+SpecNode = tuple  # a spec node: (op, params) | (op, params, inputs) | (op, params, inputs, attrs)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Op:
             want = "one or more" if self.arity is None else str(self.arity)
             raise ParamError(f"op '{self.name}' takes {want} input(s), got {n_inputs}", path)
 
-    def __call__(self, *args: Any, inputs: str | list[str] | None = None, **kwargs: Any) -> Node:
+    def __call__(self, *args: Any, inputs: str | list[str] | None = None, **kwargs: Any) -> SpecNode:
         """Make a spec node; params are bound now, so a typo fails here."""
         try:
             bound = self.signature.bind(*args, **kwargs)

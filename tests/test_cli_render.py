@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import graphnet.rewrites
 from graphnet.cli import main
 from graphnet.cli.args import parse_rewrite, parse_shape
 
@@ -53,6 +54,7 @@ def test_summary_command(capsys):
 def test_rewrite_passes_reach_rewrite(monkeypatch, capsys):
     seen = []
     fake = types.ModuleType("graphnet.rewrites")
+    fake.NoMatchError, fake.PassNote = graphnet.rewrites.NoMatchError, graphnet.rewrites.PassNote
     fake.rewrite = lambda graph, passes: seen.append(passes) or graph
     fake.split_passes = lambda passes: {"net": [p for p in passes if p != "smooth"], "loss": ["smooth"], "eval": []}
     monkeypatch.setitem(sys.modules, "graphnet.rewrites", fake)

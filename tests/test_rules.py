@@ -288,3 +288,21 @@ def test_train_without_an_unknown_pass_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--without", "gost_bn", "--data", "nowhere", "--device", "cpu"])
     assert "argument --without: pass 'gost_bn': no such pass; did you mean 'ghost_bn'?" in capsys.readouterr().err
+
+
+# -- docs ------------------------------------------------------------------------------------
+
+def test_the_rules_page_runs():
+    import re
+    text = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 4
+    saved = dict(PASSES)
+    try:
+        namespace: dict = {}
+        for block in blocks:
+            exec(block, namespace)  # noqa: S102 -- our own docs
+        assert namespace["after"]["residual/add"].params["wb"] == 0.2
+    finally:
+        PASSES.clear()
+        PASSES.update(saved)

@@ -190,7 +190,8 @@ class _Search:
         """Why ``path`` cannot be ``want`` ('' if it can), and the free input names it binds."""
         node = self.graph[path]
         refs = want.inputs
-        after = f" after {refs[0]}" if refs and refs[0] in self.pattern else ""
+        inside = [r for r in refs or () if r in self.pattern]
+        after = f" after {inside[0]}" if inside else ""
         if node.op not in want.op:
             return f"op {node.op}, wanted {want.op}{after}", {}
         binding: dict[str, str] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-Pass = tuple[str, dict[str, Any]]  # a rewrite pass: (name, params)
+PassStep = tuple[str, dict[str, Any]]  # a recipe step: a rewrite pass name and its params
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Recipe:
     lr_knots: tuple[float, ...]
     lr_values: tuple[float, ...]
     cutout: int
-    passes: tuple[Pass, ...] = ()
+    passes: tuple[PassStep, ...] = ()
     gpu_preprocessing: bool = True
     ema: dict[str, float] | None = None
     batch_size: int = 512
@@ -89,7 +89,7 @@ def _steps() -> list[Recipe]:
     steps = [Recipe("baseline", "baseline", 24, (0, 5, 24), (0, 0.4, 0), cutout=8,
                     gpu_preprocessing=False, v100_time=75, v100_acc=0.941)]
 
-    def step(name: str, title: str, v100_time: float, add: tuple[Pass, ...] = (), **changes: Any) -> None:
+    def step(name: str, title: str, v100_time: float, add: tuple[PassStep, ...] = (), **changes: Any) -> None:
         prev = steps[-1]
         steps.append(replace(prev, name=name, title=title, passes=prev.passes + add,
                              v100_time=v100_time, **changes))
@@ -114,7 +114,7 @@ RECIPES["bag_of_tricks"] = STEPS[-1]
 DEFAULT = "bag_of_tricks"
 
 
-def as_pass(item: str | tuple | list) -> Pass:
+def as_pass(item: str | tuple | list) -> PassStep:
     """A pass written as ``'name'`` or ``(name, params)`` as ``(name, params)``."""
     if isinstance(item, str):
         return item, {}

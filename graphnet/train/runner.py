@@ -13,7 +13,7 @@ from ..graph import Graph
 from .checkpoint import save_checkpoint
 from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
 from .loop import Graphs, NonFiniteLoss, Options, RunResult, Trainer, make_graphs
-from .recipes import Pass, Recipe, as_pass
+from .recipes import PassStep, Recipe, as_pass
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Setup:
 
     graphs: Graphs
     recipe: Recipe
-    passes: list[Pass]
+    passes: list[PassStep]
     config: dict[str, Any]
 
     @property
@@ -32,7 +32,7 @@ class Setup:
         return self.graphs.eval != self.graphs.net
 
 
-def make_setup(net: Graph, recipe: Recipe, passes: Sequence[Pass] | None = None, spec: str = "",
+def make_setup(net: Graph, recipe: Recipe, passes: Sequence[PassStep] | None = None, spec: str = "",
                net_passes_in_spec: bool = False, **config: Any) -> Setup:
     """Apply ``passes`` (default the recipe's) to ``net`` and describe the run; with
     ``net_passes_in_spec`` the net passes are taken as already applied. ``config`` adds entries.
@@ -70,7 +70,7 @@ def _numbers(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
-def describe_passes(passes: Sequence[Pass]) -> str:
+def describe_passes(passes: Sequence[PassStep]) -> str:
     """``celu(alpha=0.075), tta_flip``, or ``none``."""
     def one(name: str, params: dict) -> str:
         args = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
