@@ -16,6 +16,8 @@ from graphnet.rewrites import (PASSES, NoMatchError, Pass, PassError, PassNote, 
                                rewrite)
 from graphnet.rewrites.freeze_bn import freeze_bn_scale
 
+from test_cli_train import archive, cache  # noqa: F401 -- fixtures: a small image archive, a temporary cache
+
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
@@ -274,6 +276,20 @@ def test_a_recipe_pass_that_finds_nothing_says_how_to_leave_it_out():
     assert "\n" not in message and message.startswith("pass 'pool_before_norm': found no conv")
     assert "nearest: layer1/relu: op relu" in message
     assert message.endswith("leave it out with --without pool_before_norm, or use --recipe baseline")
+
+
+def test_train_on_a_users_spec_without_the_recipes_chain_stops_in_one_line(archive, tmp_path, capsys):
+    spec = tmp_path / "vgg.json"
+    spec.write_text(graphnet.to_json(vgg()))
+    argv = ["train", str(spec), "--recipe", "moved_max_pool", "--data", str(archive), "--epochs", "1",
+            "--batch-size", "32", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()[-1]  # after the data set's progress line, until train checks first
+    assert err == ("graphnet train: error: pass 'pool_before_norm': found no conv -> batch_norm|ghost_batch_norm -> "
+                   "relu|celu|gelu -> max_pool chain; nearest: layer1/relu: op relu, wanted "
+                   "batch_norm|ghost_batch_norm after conv; leave it out with --without pool_before_norm, or use "
+                   "--recipe baseline")
+    assert not (tmp_path / "run").exists()
 
 
 def test_render_with_a_pass_that_finds_nothing_is_one_line(tmp_path, capsys):

@@ -88,17 +88,12 @@ Pattern = Mapping[str, Any]
 
 def compile_pattern(pattern: Pattern) -> dict[str, PatternNode]:
     """``pattern`` with every node a PatternNode and chain inputs made explicit."""
-    if isinstance(pattern, Mapping) and pattern and all(isinstance(v, PatternNode) for v in pattern.values()) \
-            and all(v.inputs is not None for v in list(pattern.values())[1:]):
-        return dict(pattern)
     if not isinstance(pattern, Mapping) or not pattern:
         raise PassError(f"a pattern is a non-empty dict of name -> op, not {pattern!r}")
     out: dict[str, PatternNode] = {}
     for name, value in pattern.items():
         if isinstance(value, (str, AnyOf)):
             value = pat(value)
-        elif isinstance(value, tuple):
-            value = pat(*value)
         elif not isinstance(value, PatternNode):
             raise PassError(f"pattern node {name!r}: an op name, any_of(...), ANY or pat(...), not {value!r}")
         if value.inputs is None and out:
@@ -249,15 +244,14 @@ def _search(graph: Graph, pattern: Pattern) -> tuple[list[Match], list[NearMiss]
     names = list(compiled)
     taken: set[str] = set()
     found, misses = [], []
-    for anchor in graph.order:
+    for anchor in graph.find(op=compiled[names[0]].op.ops or None):
         search = _Search(graph, compiled, taken)
         paths = search.run(anchor)
         if paths:
             m = Match(graph, paths, names)
             taken.update(m.nodes)
             found.append(m)
-        elif search.miss and (search.miss.matched or not search.miss.reason.startswith("op ")) \
-                and anchor not in taken:
+        elif search.miss and anchor not in taken:
             misses.append(search.miss)
     return found, misses
 
@@ -276,8 +270,8 @@ def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
     """
     pattern = rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern
     compiled = compile_pattern(pattern)
-    misses = _search(graph, compiled)[1]
-    if not misses and not match(graph, compiled):
+    found, misses = _search(graph, compiled)
+    if not misses and not found:
         first = next(iter(compiled.values()))
         return [NearMiss(None, f"no node has op {first.op}", 0)]
     return sorted(misses, key=lambda m: -m.matched)
