@@ -31,7 +31,8 @@ def run_tricks(args: argparse.Namespace) -> int:
         return explain_pass(*args.explain)
     if args.name:
         p = get_pass(args.name)
-        print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph]\n\n{p.doc}")
+        after = f"; after {', '.join(p.after)} where both apply" if p.after else ""
+        print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph{after}]\n\n{p.doc}")
         return 0
     print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by the graph they apply to:")
     for p in PASSES.values():

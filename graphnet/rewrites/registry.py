@@ -143,8 +143,8 @@ PassSpec = Union[str, tuple, Callable[..., Graph]]
 
 def _resolve(item: PassSpec) -> tuple[Callable[..., Graph], dict[str, Any]]:
     """``(callable, params)`` for a pass written as a name, ``(name, params)`` or a callable."""
-    if callable(item):
-        return next((p for p in PASSES.values() if p.fn is item), item), {}
+    if callable(item):  # a Pass, or any function Graph -> Graph
+        return item, {}
     name, params = (item, {}) if isinstance(item, str) else item
     return get_pass(name), dict(params)
 

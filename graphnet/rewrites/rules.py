@@ -394,22 +394,11 @@ class Rule:
         return graph
 
     def no_match(self, graph: Graph, done: list[str]) -> PassError:
+        """The error for no match: where it is already applied, else the nearest miss."""
         if done:
             return no_match(describe(self.pattern), done)
         misses = explain(graph, self.pattern)
         return PassError(f"found no {describe(self.pattern)}; nearest: {misses[0]}", no_match=True)
-
-
-def no_match(self, graph: Graph, done: list[str]) -> PassError:
-        if done:
-            return no_match(describe(self.pattern), done)
-        misses = explain(graph, self.pattern)
-        return PassError(f"found no {describe(self.pattern)}; nearest: {misses[0]}", no_match=True)
-
-
-def _successor_name(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> str:
-    name = next(reversed(fragment))
-    return m[name] if name in m.names else join(graph[m[m.names[0]]].namespace if False else "", name)
 
 
 def no_match(looked_for: str, done: Iterable[str] = ()) -> PassError:
