@@ -110,7 +110,8 @@ def _is_number(value: Any) -> bool:
 PASSES: dict[str, Pass] = {}
 
 
-def register_pass(name: str | Pass, applies_to: str = "net", after: Iterable[str] = ()) -> Any:
+def register_pass(name: str | Pass, applies_to: str = "net",
+                  after: Iterable[str] = ()) -> Pass | Callable[[Callable[..., Graph]], Pass]:
     """Register a pass and return it (a ``Pass``, callable like the function).
 
     ``register_pass(rule(...))`` registers a made pass. As a decorator,
