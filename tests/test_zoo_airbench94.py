@@ -55,3 +55,14 @@ def test_airbench94_width_mult_scales_the_blocks_only():
     assert g["whiten"].params["c_out"] == 24
     assert [g[f"block{i}/conv2"].params["c_out"] for i in (1, 2, 3)] == [32, 128, 128]
     assert dict(g["linear"].params) == {"c_in": 128, "c_out": 100, "bias": False}
+
+
+def test_airbench94_muon_divides_by_the_width_and_starts_the_head_at_unit_std():
+    g = graphnet.build(airbench94.build_muon())
+    assert g["logits"].params["weight"] == 1 / 256
+    assert dict(g["linear"].attrs) == {"init": {"name": "unit_std", "params": {}}}
+    assert g["block1/norm1"].attrs["lr_mult"] == {"bias": 1.0}
+    net = graphnet.compile(g)
+    graphnet.initialise(net, torch.randn(4, 3, 32, 32))
+    assert abs(net.get_parameter("linear.weight").std().item() - 1) < 1e-5
+    assert [n.path for n in g.nodes] == [n.path for n in graphnet.build(airbench94.net).nodes]

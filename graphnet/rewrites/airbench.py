@@ -2,7 +2,7 @@
 
 Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init``, ``bn_settings``
 (net) and ``tta_translate`` (eval). Initialisers (node attr ``init``, run by
-``graphnet.initialise``): ``whitening_pm`` and ``dirac``. Ops: ``translate_views`` and
+``graphnet.initialise``): ``whitening_pm``, ``dirac`` and ``unit_std``. Ops: ``translate_views`` and
 ``weighted_views``.
 
 New trainer hints on node attrs (besides ``frozen``, ``lr_mult``, ``wd_mult``, ``init``):
@@ -65,6 +65,12 @@ def dirac(module: nn.Conv2d, x: torch.Tensor | None = None) -> None:
     """
     w = module.weight
     nn.init.dirac_(w[: w.shape[1]])
+
+
+@register_initialiser("unit_std")
+def unit_std(module: nn.Module, x: torch.Tensor | None = None) -> None:
+    """Rescale the module's weight to standard deviation 1 (airbench94_muon.py's head); ``x`` is not used."""
+    module.weight.div_(module.weight.std())
 
 
 # -- passes --------------------------------------------------------------------------------

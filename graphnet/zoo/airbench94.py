@@ -9,6 +9,10 @@ flatten → linear without bias → scale 1/9. 1,972,792 parameters at width 1.
 data (±eigenpatches, eps 5e-4) with its bias trained for 3 epochs, Dirac initialisation of
 the 3×3 convs, and BN with momentum 0.4 (airbench's 0.6 in its own convention), eps 1e-12,
 scale frozen at 1, float32, bias lr ×64.
+
+``build_muon`` is airbench94_muon.py's variant of the same network: the logits are the
+linear layer's output divided by the width (1/256), the linear weights start at unit
+standard deviation, and the BN biases keep the base lr (that script sets each group's lr).
 """
 
 from graphnet.graph import build as build_graph
@@ -53,6 +57,15 @@ def architecture(width_mult: float = 1.0, num_classes: int = 10, scale: float = 
 def build(width_mult: float = 1.0, num_classes: int = 10) -> dict:
     """The network with airbench's layer details (``PASSES`` applied to ``architecture``)."""
     return rewrite(build_graph(architecture(width_mult, num_classes)), PASSES).to_spec()
+
+
+def build_muon(width_mult: float = 1.0, num_classes: int = 10) -> dict:
+    """airbench94_muon.py's network (module doc)."""
+    bare = architecture(width_mult, num_classes)
+    bare["logits"] = mul(1 / bare["linear"][1]["c_in"])
+    passes = [*PASSES[:2], ("bn_settings", {**PASSES[2][1], "bias_lr_mult": 1.0})]
+    graph = rewrite(build_graph(bare), passes)
+    return graph.replace("linear", attrs={"init": {"name": "unit_std", "params": {}}}).to_spec()
 
 
 net = build()
