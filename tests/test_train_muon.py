@@ -64,7 +64,7 @@ def test_muon_step_is_airbench_on_a_conv_filter():
 
 
 def test_split_filters_takes_the_4d_params():
-    conv, bias, head = nn.Parameter(torch.zeros(4, 3, 3, 3)), nn.Parameter(torch.zeros(4)), nn.Parameter(torch.zeros(2, 4))
+    conv, bias, head = (nn.Parameter(torch.zeros(shape)) for shape in ((4, 3, 3, 3), (4,), (2, 4)))
     filters, rest = split_filters([{"params": [conv, head], "lr_mult": 1.0}, {"params": [bias], "lr_mult": 64.0}])
     assert filters == [conv]
     assert [(g["params"], g["lr_mult"]) for g in rest] == [([head], 1.0), ([bias], 64.0)]

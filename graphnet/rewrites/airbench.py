@@ -148,12 +148,11 @@ def dirac_init(graph: Graph) -> Graph:
 @register_pass("bn_settings")
 def bn_settings(graph: Graph, momentum: float = 0.4, eps: float = 1e-12, frozen_weight: bool = True,
                 fp32: bool = True, bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> Graph:
-    """Set every norm's running-stat ``momentum`` and ``eps``; optionally freeze its scale at 1, keep it
-    in float32, and scale its bias's lr and weight decay.
+    """Set every norm's ``momentum`` and ``eps``, freeze its scale at 1, keep it in float32, scale its bias's lr.
 
     ``momentum`` is PyTorch's (the weight of the new batch): airbench's ``batchnorm_momentum``
-    0.6 is ``1 - momentum``. Attrs: ``frozen: ['weight']`` with ``weight_init=1``
-    (``frozen_weight``), ``keep_fp32: True`` (``fp32``), ``lr_mult: {'bias': bias_lr_mult}``,
+    0.6 is ``1 - momentum``. Attrs: ``frozen: ['weight']`` with ``weight_init=1`` (if
+    ``frozen_weight``), ``keep_fp32: True`` (if ``fp32``), ``lr_mult: {'bias': bias_lr_mult}``,
     ``wd_mult: {'bias': bias_wd_mult}``. Airbench decouples weight decay from the lr, so its
     biases keep the same decay (``bias_wd_mult`` 1); under Page's coupled SGD the decay is
     multiplied by both.

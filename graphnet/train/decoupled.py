@@ -55,7 +55,7 @@ class Decoupled:
         return out
 
     def sgd(self, groups: Sequence[dict[str, Any]]) -> torch.optim.SGD:
-        """``torch.optim.SGD`` with Nesterov momentum over :meth:`groups`; the lr is scheduled by multiplying."""
+        """``torch.optim.SGD`` with Nesterov momentum over :meth:`groups` (schedule it with :func:`set_schedule`)."""
         return torch.optim.SGD(self.groups(groups), lr=self.step_lr, momentum=self.momentum, nesterov=True)
 
 
