@@ -60,7 +60,7 @@ class Decoupled:
 
 
 def triangle(total_steps: int, start: float = 0.2, peak: float = 0.23, end: float = 0.07) -> PiecewiseLinear:
-    """The lr multiplier at step ``i`` (from 0): ``start`` → 1 at ``int(peak · total_steps)`` → ``end`` at the end."""
+    """The lr multiplier at step ``i`` (from 0): ``start``, 1 at ``int(peak · total_steps)``, ``end`` at the end."""
     return PiecewiseLinear((0, int(peak * total_steps), total_steps), (start, 1.0, end))
 
 
