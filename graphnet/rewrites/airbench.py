@@ -49,6 +49,7 @@ def whitening_pm(module: nn.Conv2d, x: torch.Tensor, eps: float = 5e-4) -> None:
     half = c_in * kh * kw
     if c_out != 2 * half:
         raise ValueError(f"a ± whitening conv needs 2·c_in·kh·kw = {2 * half} filters, not {c_out}")
+    # ``whitening`` fills a conv's weight; a float64 stand-in holds the positive half
     positive = SimpleNamespace(weight=torch.empty(half, c_in, kh, kw, dtype=torch.float64, device=x.device))
     whitening(positive, x, eps=eps)
     module.weight.copy_(torch.cat([positive.weight, -positive.weight]))
