@@ -38,10 +38,10 @@ def unchanged_except(before, after, changed):
 # -- registry and rewrite --------------------------------------------------------------------
 
 def test_registry_knows_each_pass_with_its_graph_params_and_doc():
-    assert [p.name for p in list_passes()] == [
+    assert [p.name for p in list_passes()][:9] == [  # Page's, first; graphnet.rewrites.airbench may follow
         "pool_before_norm", "pool_before_act", "label_smoothing", "celu", "swap_activation", "ghost_bn",
         "freeze_bn_scale", "whiten_input", "tta_flip"]
-    assert {p.name: p.applies_to for p in list_passes() if p.applies_to != "net"} == {
+    assert {p.name: p.applies_to for p in list_passes()[:9] if p.applies_to != "net"} == {
         "label_smoothing": "loss", "tta_flip": "eval"}
     assert list(PASSES["ghost_bn"].signature.parameters) == ["num_splits"]
     assert PASSES["celu"].params_str() == "(alpha=0.075)"

@@ -1,0 +1,239 @@
+"""Keller Jordan's airbench94 tricks as passes: ± patch whitening, Dirac init, BN settings, 6-view TTA.
+
+Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init``, ``bn_settings``
+(net) and ``tta_translate`` (eval). Initialisers (node attr ``init``, run by
+``graphnet.initialise``): ``whitening_pm``, ``dirac`` and ``unit_std``. Ops: ``translate_views`` and
+``weighted_views``.
+
+New trainer hints on node attrs (besides ``frozen``, ``lr_mult``, ``wd_mult``, ``init``):
+
+- ``frozen_after: {param: epochs}``: the param trains for the first ``epochs`` epochs, then
+  is frozen (``graphnet.train.frozen_after.apply_frozen_after``).
+- ``keep_fp32: True``: the trainer keeps this node's module in float32 when it casts the
+  network to a lower precision.
+
+The numbers are airbench94.py's (KellerJordan/cifar10-airbench).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..graph import Graph
+from ..ops import register
+from .hints import register_initialiser
+from .match import NORMS, no_match, redirect
+from .registry import RewriteError, register_pass
+from .tta import tta_flip
+from .whiten import whitening
+
+# -- initialisers ---------------------------------------------------------------------------
+
+
+@register_initialiser("whitening_pm")
+def whitening_pm(module: nn.Conv2d, x: torch.Tensor, eps: float = 5e-4) -> None:
+    """Set the conv's filters to the whitening eigenpatches of ``x`` followed by their negations.
+
+    The first ``c_in·kh·kw`` filters are ``whitening(eps)``'s (eigenvectors of the patches'
+    second moments scaled by ``1/sqrt(λ + eps)``, largest λ first); the rest are the same
+    filters negated. A ReLU-like activation after the conv then passes each whitened
+    direction's positive and negative parts on separate channels, so nothing is lost to it.
+    The bias, if any, starts at zero.
+    """
+    c_out, c_in, kh, kw = module.weight.shape
+    half = c_in * kh * kw
+    if c_out != 2 * half:
+        raise ValueError(f"a ± whitening conv needs 2·c_in·kh·kw = {2 * half} filters, not {c_out}")
+    # ``whitening`` fills a conv's weight; a float64 stand-in holds the positive half
+    positive = SimpleNamespace(weight=torch.empty(half, c_in, kh, kw, dtype=torch.float64, device=x.device))
+    whitening(positive, x, eps=eps)
+    module.weight.copy_(torch.cat([positive.weight, -positive.weight]))
+    if module.bias is not None:
+        module.bias.zero_()
+
+
+@register_initialiser("dirac")
+def dirac(module: nn.Conv2d, x: torch.Tensor | None = None) -> None:
+    """Make the conv's first ``c_in`` filters the identity (Dirac) on its input channels.
+
+    Filter ``i < min(c_in, c_out)`` passes input channel ``i`` through unchanged; the other
+    filters keep their random initialisation. ``x`` is not used (the initialiser needs no data).
+    """
+    w = module.weight
+    nn.init.dirac_(w[: w.shape[1]])
+
+
+@register_initialiser("unit_std")
+def unit_std(module: nn.Module, x: torch.Tensor | None = None) -> None:
+    """Rescale the module's weight to standard deviation 1 (airbench94_muon.py's head); ``x`` is not used."""
+    module.weight.div_(module.weight.std())
+
+
+# -- passes --------------------------------------------------------------------------------
+
+
+@register_pass("whiten_input_pm")
+def whiten_input_pm(graph: Graph, patch: int = 2, eps: float = 5e-4, bias_epochs: float = 3) -> Graph:
+    """Make the first conv on the input a frozen ± patch-whitening conv: ``patch``×``patch``, no padding, biased.
+
+    The conv gets ``2·c_in·patch²`` filters (24 for RGB 2×2), padding 0 and a bias, and attrs
+    ``frozen: ['weight']``, ``init: whitening_pm(eps)`` and ``frozen_after: {'bias': bias_epochs}``
+    (the bias trains for the first ``bias_epochs`` epochs only). Where its width changes,
+    the convs it feeds take the new width (Page's whitening conv feeds a 1×1 conv).
+
+    Airbench's whitening layer: a 2×2 patch has 12 dimensions instead of 27, so the layer is
+    cheaper and the image shrinks to 31×31; the negated copies keep the whole whitened
+    signal through the GELU that follows; the small ``eps`` whitens more directions; the
+    learnable bias lets the first few epochs shift the whitened features.
+    """
+    if patch < 1:
+        raise RewriteError("whiten_input_pm", f"patch must be positive, not {patch}")
+    if eps <= 0:
+        raise RewriteError("whiten_input_pm", f"eps must be positive, not {eps}")
+    source = graph.inputs[0]
+    convs = graph.find(op="conv", where=lambda n: source in n.inputs)
+    if not convs:
+        raise no_match("whiten_input_pm", f"'conv' node fed by the input {source!r}")
+    path = convs[0]
+    node = graph[path]
+    if node.attrs.get("init", {}).get("name") == "whitening_pm":
+        raise no_match("whiten_input_pm", "first conv on the input that is not a ± whitening conv", [path])
+    c_in = node.params["c_in"]
+    width = 2 * c_in * patch * patch
+    if node.params["c_out"] != width:
+        for consumer in graph.successors(path):
+            if graph[consumer].op != "conv":
+                raise RewriteError("whiten_input_pm", f"the first conv on the input, {path!r}, has "
+                                   f"{node.params['c_out']} channels, not {width}, and feeds {consumer!r} "
+                                   f"({graph[consumer].op}), which cannot take {width}")
+            graph = graph.replace(consumer, params={**graph[consumer].params, "c_in": width})
+    attrs = {**node.attrs, "frozen": sorted({*node.attrs.get("frozen", ()), "weight"}),
+             "init": {"name": "whitening_pm", "params": {"eps": eps}},
+             "frozen_after": {**node.attrs.get("frozen_after", {}), "bias": bias_epochs}}
+    params = {"c_in": c_in, "c_out": width, "kernel_size": patch, "padding": 0, "bias": True}
+    return graph.replace(path, params=params, attrs=attrs)
+
+
+def _dirac_fits(params: Mapping[str, Any]) -> bool:
+    """A conv whose identity filters keep the image: odd kernel, 'same' padding, stride 1, one group."""
+    k = params.get("kernel_size", 3)
+    return (k % 2 == 1 and params.get("padding") in (None, k // 2)
+            and params.get("stride", 1) == 1 and params.get("groups", 1) == 1)
+
+
+@register_pass("dirac_init")
+def dirac_init(graph: Graph) -> Graph:
+    """Give every shape-keeping conv without a data initialiser the ``dirac`` initialiser (attr ``init``).
+
+    A conv qualifies with an odd kernel, 'same' padding, stride 1 and one group; its first
+    ``c_in`` filters start as the identity on its input (all of them when ``c_out <= c_in``),
+    the rest random. Convs that already have an ``init`` (the whitening conv) are left alone.
+
+    Airbench's "implicit residual": at initialisation each conv passes its input through,
+    so a plain, residual-free stack trains like a residual net from the first step.
+    """
+    todo = graph.find(op="conv", where=lambda n: "init" not in n.attrs and _dirac_fits(n.params))
+    if not todo:
+        done = graph.find(op="conv", where=lambda n: n.attrs.get("init", {}).get("name") == "dirac")
+        raise no_match("dirac_init", "shape-keeping 'conv' node without an initialiser", done)
+    for path in todo:
+        graph = graph.replace(path, attrs={**graph[path].attrs, "init": {"name": "dirac", "params": {}}})
+    return graph
+
+
+@register_pass("bn_settings")
+def bn_settings(graph: Graph, momentum: float = 0.4, eps: float = 1e-12, frozen_weight: bool = True,
+                fp32: bool = True, bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> Graph:
+    """Set every norm's ``momentum`` and ``eps``, freeze its scale at 1, keep it in float32, scale its bias's lr.
+
+    ``momentum`` is PyTorch's (the weight of the new batch): airbench's ``batchnorm_momentum``
+    0.6 is ``1 - momentum``. Attrs: ``frozen: ['weight']`` with ``weight_init=1`` (if
+    ``frozen_weight``), ``keep_fp32: True`` (if ``fp32``), ``lr_mult: {'bias': bias_lr_mult}``,
+    ``wd_mult: {'bias': bias_wd_mult}``. Airbench decouples weight decay from the lr, so its
+    biases keep the same decay (``bias_wd_mult`` 1); under Page's coupled SGD the decay is
+    multiplied by both.
+
+    Fast running statistics (momentum 0.4) track the quickly changing weights of a short
+    run; a tiny eps keeps the normalisation exact; a frozen scale and a 64× bias lr are
+    Page's step 6, which airbench keeps; float32 keeps the statistics accurate under fp16.
+    """
+    if not 0 < momentum <= 1:
+        raise RewriteError("bn_settings", f"momentum must be in (0, 1], not {momentum}")
+    if eps <= 0:
+        raise RewriteError("bn_settings", f"eps must be positive, not {eps}")
+    norms = graph.find(op=NORMS)
+    if not norms:
+        raise no_match("bn_settings", "norm node")
+    changed = graph
+    for path in norms:
+        node = graph[path]
+        params = {**node.params, "momentum": momentum, "eps": eps, **({"weight_init": 1.0} if frozen_weight else {})}
+        attrs = dict(node.attrs)
+        if frozen_weight:
+            attrs["frozen"] = sorted({*attrs.get("frozen", ()), "weight"})
+        if fp32:
+            attrs["keep_fp32"] = True
+        attrs["lr_mult"] = {**attrs.get("lr_mult", {}), "bias": bias_lr_mult}
+        attrs["wd_mult"] = {**attrs.get("wd_mult", {}), "bias": bias_wd_mult}
+        changed = changed.replace(path, params=params, attrs=attrs)
+    if changed == graph:
+        raise no_match("bn_settings", "norm node with other settings", norms)
+    return changed
+
+
+# -- test-time augmentation -------------------------------------------------------------------
+
+
+def translate_views_fn(x: torch.Tensor, *, shift: int = 1) -> torch.Tensor:
+    """The batch, then it moved by ``shift`` px down-right, then up-left (reflect padding): 3N images.
+
+    The second view is the window at offset ``(-shift, -shift)`` of the reflect-padded image
+    (its content moves down and right), the third the window at ``(+shift, +shift)``.
+    """
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (shift,) * 4, mode="reflect")
+    return torch.cat([x, padded[..., :h, :w], padded[..., 2 * shift:, 2 * shift:]])
+
+
+def weighted_views_fn(x: torch.Tensor, *, weights: tuple[float, ...] = (0.5, 0.25, 0.25)) -> torch.Tensor:
+    """Split the batch into ``len(weights)`` equal chunks (views) and return their weighted sum."""
+    views = x.reshape(len(weights), x.shape[0] // len(weights), *x.shape[1:])
+    w = torch.tensor(weights, dtype=x.dtype, device=x.device).reshape(-1, *[1] * (x.dim()))
+    return (views * w).sum(0)
+
+
+translate_views = register("translate_views", translate_views_fn)
+weighted_views = register("weighted_views", weighted_views_fn)
+
+
+@register_pass("tta_translate", applies_to="eval")
+def tta_translate(graph: Graph, shift: int = 1) -> Graph:
+    """Make the output airbench's 6-view TTA: flip × {no shift, ``shift`` px down-right, up-left}, weighted ½, ¼, ¼.
+
+    Adds ``tta_flip`` first if the graph has no flip TTA, then puts ``tta_translate``
+    (``translate_views``: the input and its two shifted copies as one batch of 3N) between
+    the input and its consumers, and ``tta_translate_mean`` (``weighted_views``) after the
+    output. Each view is thus the mean of the net on it and on its mirror image, as in
+    airbench94.py's ``infer_mirror_translate``; exact in eval mode.
+
+    Small shifts are, like flips, transformations the training augmentation taught the net
+    to ignore, so averaging over them steadies the prediction for 3× the evaluation cost:
+    airbench cut training time by relying on it.
+    """
+    if shift < 1:
+        raise RewriteError("tta_translate", f"shift must be at least 1, not {shift}")
+    done = graph.find(op="translate_views")
+    if done:
+        raise no_match("tta_translate", "eval graph without translated views", done)
+    if not graph.find(op="flip_lr", where=lambda n: n.inputs == (graph.inputs[0],)):
+        graph = tta_flip(graph)
+    source, output = graph.inputs[0], graph.output
+    consumers = graph.successors(source)
+    graph = graph.add("tta_translate", translate_views(shift=shift, inputs=[source]), after=output)
+    graph = redirect(graph, source, "tta_translate", consumers)
+    return graph.add("tta_translate_mean", weighted_views(inputs=[output]), after=output)
