@@ -12,7 +12,7 @@ import graphnet
 from graphnet import SpecError, build, compile, load_spec
 from graphnet.cli import tricks
 from graphnet.losses import LOSS_INPUTS, cross_entropy
-from graphnet.rewrites import PASSES, NoMatchError, RewriteError, list_passes, rewrite, split_passes
+from graphnet.rewrites import FAMILIES, PASSES, NoMatchError, RewriteError, list_passes, rewrite, split_passes
 from graphnet.rewrites.activations import celu, swap_activation
 from graphnet.rewrites.loss import label_smoothing
 from graphnet.rewrites.pools import pool_before_act, pool_before_norm
@@ -38,9 +38,11 @@ def unchanged_except(before, after, changed):
 # -- registry and rewrite --------------------------------------------------------------------
 
 def test_registry_knows_each_pass_with_its_graph_params_and_doc():
-    assert [p.name for p in list_passes()][:9] == [  # Page's, first; graphnet.rewrites.airbench may follow
+    assert [p.name for p in list_passes()][:13] == [  # Page's first, then airbench's (tests may register more)
         "pool_before_norm", "pool_before_act", "label_smoothing", "celu", "swap_activation", "ghost_bn",
-        "freeze_bn_scale", "whiten_input", "tta_flip"]
+        "freeze_bn_scale", "whiten_input", "tta_flip", "whiten_input_pm", "dirac_init", "bn_settings",
+        "tta_translate"]
+    assert [n for names in FAMILIES.values() for n in names] == [p.name for p in list_passes()][:13]
     assert {p.name: p.applies_to for p in list_passes()[:9] if p.applies_to != "net"} == {
         "label_smoothing": "loss", "tta_flip": "eval"}
     assert list(PASSES["ghost_bn"].signature.parameters) == ["num_splits"]
@@ -98,6 +100,8 @@ def test_tricks_command_lists_passes_and_trainer_options(capsys):
     out = capsys.readouterr().out
     for p in list_passes():
         assert f"{p.applies_to:<5} {p.name}{p.params_str()}" in out and p.doc.splitlines()[0] in out
+    page, airbench = out.index(" Page's bag of tricks (2019):"), out.index(" airbench94 (Keller Jordan, 2024):")
+    assert page < out.index("tta_flip()") < airbench < out.index("whiten_input_pm(") < out.index("Training-loop")
     for trick in ("gpu_preprocessing", "batch_augmentation", "ema"):
         assert trick in out
     assert out.count("(trainer option)") == 3
@@ -196,9 +200,15 @@ def test_label_smoothing_structure_and_twice():
         label_smoothing(g, alpha=1.5)
 
 
+def airbench_net():
+    from graphnet.zoo.airbench94 import architecture
+    return build(architecture(width_mult=0.125))
+
+
 @pytest.mark.parametrize("name", list(PASSES))
 def test_every_pass_round_trips_through_to_spec_and_json(name):
-    base = loss_graph() if PASSES[name].applies_to == "loss" else resnet9()
+    airbench = name in FAMILIES["airbench94 (Keller Jordan, 2024)"]
+    base = loss_graph() if PASSES[name].applies_to == "loss" else airbench_net() if airbench else resnet9()
     out = rewrite(base, [name])
     assert build(out.to_spec(), inputs=out.inputs) == out
     assert build(graphnet.from_json(graphnet.to_json(out.to_spec())), inputs=out.inputs) == out

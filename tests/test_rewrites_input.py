@@ -70,7 +70,7 @@ def test_whiten_input_puts_a_frozen_whitening_conv_before_a_1x1_conv():
     assert (dict(c.params), c.inputs) == ({"c_in": 27, "c_out": 8, "kernel_size": 1}, ("prep/whiten",))
     assert all(out[p] == g[p] for p in g if p != "prep/conv")
     assert dict(whiten_input(g, patch=5)["prep/whiten"].params) == {"c_in": 3, "c_out": 75, "kernel_size": 5}
-    with pytest.raises(NoMatchError, match="that is not a whitening conv; already applied \\(see 'prep/whiten'\\)"):
+    with pytest.raises(NoMatchError, match="that is not a 'whitening' conv; already applied \\(see 'prep/whiten'\\)"):
         whiten_input(out)
     with pytest.raises(RewriteError, match="patch must be odd"):
         whiten_input(g, patch=2)

@@ -1,4 +1,4 @@
-"""``graphnet tricks``: the bag-of-tricks rewrite passes and the training-loop tricks."""
+"""``graphnet tricks``: the rewrite passes, by family (Page's, airbench's, the user's), and the training-loop tricks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ TRAINING_TRICKS = (
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("tricks", help="list the bag-of-tricks rewrite passes and training-loop tricks",
-                              description="List the rewrite passes (for --rewrite and recipes) with their "
+    p = subparsers.add_parser("tricks", help="list the rewrite passes (Page's, airbench's) and training-loop tricks",
+                              description="List the rewrite passes (for --rewrite and recipes) by family with their "
                                           "params, the graph each applies to and what it changes; then the "
                                           "tricks that are trainer options.")
     p.add_argument("name", nargs="?", metavar="PASS", help="show this pass's full documentation")
@@ -24,7 +24,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_tricks(args: argparse.Namespace) -> int:
-    from ..rewrites import PASSES
+    from ..rewrites import FAMILIES, PASSES
     from ..rewrites.registry import get_pass
 
     if args.explain:
@@ -34,9 +34,14 @@ def run_tricks(args: argparse.Namespace) -> int:
         after = f"; after {', '.join(p.after)} where both apply" if p.after else ""
         print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph{after}]\n\n{p.doc}")
         return 0
-    print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by the graph they apply to:")
-    for p in PASSES.values():
-        print(f"  {p.applies_to:<5} {p.name}{p.params_str()}\n        {p.doc.splitlines()[0]}")
+    print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by family, with the graph each applies to:")
+    shipped = {name for names in FAMILIES.values() for name in names}
+    families = {**FAMILIES, "registered by your code": tuple(n for n in PASSES if n not in shipped)}
+    for family, names in families.items():
+        if names:
+            print(f"\n {family}:")
+        for p in map(get_pass, names):
+            print(f"  {p.applies_to:<5} {p.name}{p.params_str()}\n        {p.doc.splitlines()[0]}")
     print("\nTraining-loop tricks (trainer options, not rewrites):")
     width = max(len(name) for name, _ in TRAINING_TRICKS)
     for name, doc in TRAINING_TRICKS:

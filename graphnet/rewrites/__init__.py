@@ -8,6 +8,9 @@ graph made from the net: ``tta_flip``). In Page's order: ``pool_before_norm``,
 ``label_smoothing``, ``celu``, ``ghost_bn``, ``freeze_bn_scale``, ``whiten_input``,
 ``tta_flip``; also ``pool_before_act`` and ``swap_activation``.
 
+``airbench`` adds Keller Jordan's airbench94 passes: ``whiten_input_pm``, ``dirac_init``,
+``bn_settings`` (net) and ``tta_translate`` (eval). ``FAMILIES`` says whose trick each pass is.
+
 Passes that a pattern says are rules (``rules.rule``): a pattern, a replacement, and the
 pattern of their own result; ``match`` and ``explain`` work on any pattern.
 
@@ -15,16 +18,24 @@ Passes leave optimiser and initialisation hints as node attrs; ``param_groups(ne
 and ``initialise(network, images)`` read them for the trainer.
 """
 
-# Importing the pass modules registers their passes; in Page's order, which the registry keeps.
+# Importing the pass modules registers their passes; in Page's order, which the registry keeps, then airbench's.
 from . import pools, loss, activations, ghost_bn, freeze_bn, whiten, tta  # noqa: F401, I001
+from . import airbench  # noqa: F401, I001
 from .ghost_bn import GhostBatchNorm
 from .hints import INITIALISERS, initialise, param_groups, register_initialiser
 from .registry import (PASSES, NoMatchError, Pass, PassError, PassNote, RewriteError, list_passes, register_pass,
                        rewrite, split_passes)
 from .rules import ANY, Match, NearMiss, any_of, bound, explain, match, no_match, note, pat, rule
 
+# Whose tricks the shipped passes are, for ``graphnet tricks``; a pass in none is the user's.
+FAMILIES = {
+    "Page's bag of tricks (2019)": ("pool_before_norm", "pool_before_act", "label_smoothing", "celu",
+                                    "swap_activation", "ghost_bn", "freeze_bn_scale", "whiten_input", "tta_flip"),
+    "airbench94 (Keller Jordan, 2024)": ("whiten_input_pm", "dirac_init", "bn_settings", "tta_translate"),
+}
+
 __all__ = [
-    "ANY", "INITIALISERS", "PASSES", "GhostBatchNorm", "Match", "NearMiss", "NoMatchError", "Pass", "PassError",
+    "ANY", "FAMILIES", "INITIALISERS", "PASSES", "GhostBatchNorm", "Match", "NearMiss", "NoMatchError", "Pass", "PassError",
     "PassNote", "RewriteError", "any_of", "bound", "explain", "initialise", "list_passes", "match", "no_match",
     "note", "param_groups", "pat", "register_initialiser", "register_pass", "rewrite", "rule", "split_passes",
 ]

@@ -1,7 +1,7 @@
 """Keller Jordan's airbench94 tricks as passes: ± patch whitening, Dirac init, BN settings, 6-view TTA.
 
-Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init``, ``bn_settings``
-(net) and ``tta_translate`` (eval). Initialisers (node attr ``init``, run by
+Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init`` (a rule),
+``bn_settings`` (a rule over the norms) (net) and ``tta_translate`` (eval, after ``tta_flip``). Initialisers (node attr ``init``, run by
 ``graphnet.initialise``): ``whitening_pm``, ``dirac`` and ``unit_std``. Ops: ``translate_views`` and
 ``weighted_views``.
 
@@ -18,19 +18,18 @@ The numbers are airbench94.py's (KellerJordan/cifar10-airbench).
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import Graph
+from ..graph import Graph, Node
 from ..ops import register
 from .hints import register_initialiser
-from .match import NORMS, no_match, redirect
-from .registry import RewriteError, register_pass
+from .registry import PassError, register_pass, rewrite
+from .rules import NORMS, any_of, no_match, pat, rule
 from .tta import tta_flip
-from .whiten import whitening
+from .whiten import first_input_conv, whitening
 
 # -- initialisers ---------------------------------------------------------------------------
 
@@ -92,42 +91,36 @@ def whiten_input_pm(graph: Graph, patch: int = 2, eps: float = 5e-4, bias_epochs
     learnable bias lets the first few epochs shift the whitened features.
     """
     if patch < 1:
-        raise RewriteError("whiten_input_pm", f"patch must be positive, not {patch}")
+        raise PassError(f"patch must be positive, not {patch}")
     if eps <= 0:
-        raise RewriteError("whiten_input_pm", f"eps must be positive, not {eps}")
-    source = graph.inputs[0]
-    convs = graph.find(op="conv", where=lambda n: source in n.inputs)
-    if not convs:
-        raise no_match("whiten_input_pm", f"'conv' node fed by the input {source!r}")
-    path = convs[0]
+        raise PassError(f"eps must be positive, not {eps}")
+    path = first_input_conv(graph, "whitening_pm")
     node = graph[path]
-    if node.attrs.get("init", {}).get("name") == "whitening_pm":
-        raise no_match("whiten_input_pm", "first conv on the input that is not a ± whitening conv", [path])
-    c_in = node.params["c_in"]
-    width = 2 * c_in * patch * patch
+    width = 2 * node.params["c_in"] * patch * patch
     if node.params["c_out"] != width:
         for consumer in graph.successors(path):
             if graph[consumer].op != "conv":
-                raise RewriteError("whiten_input_pm", f"the first conv on the input, {path!r}, has "
-                                   f"{node.params['c_out']} channels, not {width}, and feeds {consumer!r} "
-                                   f"({graph[consumer].op}), which cannot take {width}")
+                raise PassError(f"the first conv on the input, {path!r}, has {node.params['c_out']} channels, "
+                                f"not {width}, and feeds {consumer!r} ({graph[consumer].op}), which cannot take {width}")
             graph = graph.replace(consumer, params={**graph[consumer].params, "c_in": width})
     attrs = {**node.attrs, "frozen": sorted({*node.attrs.get("frozen", ()), "weight"}),
              "init": {"name": "whitening_pm", "params": {"eps": eps}},
              "frozen_after": {**node.attrs.get("frozen_after", {}), "bias": bias_epochs}}
-    params = {"c_in": c_in, "c_out": width, "kernel_size": patch, "padding": 0, "bias": True}
+    params = {"c_in": node.params["c_in"], "c_out": width, "kernel_size": patch, "padding": 0, "bias": True}
     return graph.replace(path, params=params, attrs=attrs)
 
 
-def _dirac_fits(params: Mapping[str, Any]) -> bool:
-    """A conv whose identity filters keep the image: odd kernel, 'same' padding, stride 1, one group."""
-    k = params.get("kernel_size", 3)
-    return (k % 2 == 1 and params.get("padding") in (None, k // 2)
-            and params.get("stride", 1) == 1 and params.get("groups", 1) == 1)
+DIRAC = {"name": "dirac", "params": {}}
 
 
-@register_pass("dirac_init")
-def dirac_init(graph: Graph) -> Graph:
+def shape_keeping(node: Node) -> bool:
+    """A conv whose identity filters keep the image: odd kernel, 'same' padding, stride 1, one group, no initialiser."""
+    k = node.params.get("kernel_size", 3)
+    return ("init" not in node.attrs and k % 2 == 1 and node.params.get("padding") in (None, k // 2)
+            and node.params.get("stride", 1) == 1 and node.params.get("groups", 1) == 1)
+
+
+def _dirac_init(match) -> dict:
     """Give every shape-keeping conv without a data initialiser the ``dirac`` initialiser (attr ``init``).
 
     A conv qualifies with an odd kernel, 'same' padding, stride 1 and one group; its first
@@ -137,18 +130,17 @@ def dirac_init(graph: Graph) -> Graph:
     Airbench's "implicit residual": at initialisation each conv passes its input through,
     so a plain, residual-free stack trains like a residual net from the first step.
     """
-    todo = graph.find(op="conv", where=lambda n: "init" not in n.attrs and _dirac_fits(n.params))
-    if not todo:
-        done = graph.find(op="conv", where=lambda n: n.attrs.get("init", {}).get("name") == "dirac")
-        raise no_match("dirac_init", "shape-keeping 'conv' node without an initialiser", done)
-    for path in todo:
-        graph = graph.replace(path, attrs={**graph[path].attrs, "init": {"name": "dirac", "params": {}}})
-    return graph
+    conv = match.node("conv")
+    return {"conv": (conv.op, dict(conv.params), None, {**conv.attrs, "init": DIRAC})}
 
 
-@register_pass("bn_settings")
-def bn_settings(graph: Graph, momentum: float = 0.4, eps: float = 1e-12, frozen_weight: bool = True,
-                fp32: bool = True, bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> Graph:
+dirac_init = register_pass(rule(
+    {"conv": pat("conv", where=shape_keeping)}, _dirac_init, name="dirac_init",
+    applied={"conv": pat("conv", where=lambda node: node.attrs.get("init") == DIRAC)}))
+
+
+def _bn_settings(match, momentum: float = 0.4, eps: float = 1e-12, frozen_weight: bool = True,
+                 fp32: bool = True, bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> dict:
     """Set every norm's ``momentum`` and ``eps``, freeze its scale at 1, keep it in float32, scale its bias's lr.
 
     ``momentum`` is PyTorch's (the weight of the new batch): airbench's ``batchnorm_momentum``
@@ -156,34 +148,28 @@ def bn_settings(graph: Graph, momentum: float = 0.4, eps: float = 1e-12, frozen_
     ``frozen_weight``), ``keep_fp32: True`` (if ``fp32``), ``lr_mult: {'bias': bias_lr_mult}``,
     ``wd_mult: {'bias': bias_wd_mult}``. Airbench decouples weight decay from the lr, so its
     biases keep the same decay (``bias_wd_mult`` 1); under Page's coupled SGD the decay is
-    multiplied by both.
+    multiplied by both. Norms that have these settings already are left alone.
 
     Fast running statistics (momentum 0.4) track the quickly changing weights of a short
     run; a tiny eps keeps the normalisation exact; a frozen scale and a 64× bias lr are
     Page's step 6, which airbench keeps; float32 keeps the statistics accurate under fp16.
     """
     if not 0 < momentum <= 1:
-        raise RewriteError("bn_settings", f"momentum must be in (0, 1], not {momentum}")
+        raise PassError(f"momentum must be in (0, 1], not {momentum}")
     if eps <= 0:
-        raise RewriteError("bn_settings", f"eps must be positive, not {eps}")
-    norms = graph.find(op=NORMS)
-    if not norms:
-        raise no_match("bn_settings", "norm node")
-    changed = graph
-    for path in norms:
-        node = graph[path]
-        params = {**node.params, "momentum": momentum, "eps": eps, **({"weight_init": 1.0} if frozen_weight else {})}
-        attrs = dict(node.attrs)
-        if frozen_weight:
-            attrs["frozen"] = sorted({*attrs.get("frozen", ()), "weight"})
-        if fp32:
-            attrs["keep_fp32"] = True
-        attrs["lr_mult"] = {**attrs.get("lr_mult", {}), "bias": bias_lr_mult}
-        attrs["wd_mult"] = {**attrs.get("wd_mult", {}), "bias": bias_wd_mult}
-        changed = changed.replace(path, params=params, attrs=attrs)
-    if changed == graph:
-        raise no_match("bn_settings", "norm node with other settings", norms)
-    return changed
+        raise PassError(f"eps must be positive, not {eps}")
+    norm = match.node("norm")
+    params = {**norm.params, "momentum": momentum, "eps": eps, **({"weight_init": 1.0} if frozen_weight else {})}
+    attrs = {**norm.attrs, "lr_mult": {**norm.attrs.get("lr_mult", {}), "bias": bias_lr_mult},
+             "wd_mult": {**norm.attrs.get("wd_mult", {}), "bias": bias_wd_mult}}
+    if frozen_weight:
+        attrs["frozen"] = sorted({*attrs.get("frozen", ()), "weight"})
+    if fp32:
+        attrs["keep_fp32"] = True
+    return {"norm": (norm.op, params, None, attrs)}
+
+
+bn_settings = register_pass(rule({"norm": any_of(*NORMS)}, _bn_settings, name="bn_settings"))
 
 
 # -- test-time augmentation -------------------------------------------------------------------
@@ -211,7 +197,7 @@ translate_views = register("translate_views", translate_views_fn)
 weighted_views = register("weighted_views", weighted_views_fn)
 
 
-@register_pass("tta_translate", applies_to="eval")
+@register_pass("tta_translate", applies_to="eval", after=("tta_flip",))
 def tta_translate(graph: Graph, shift: int = 1) -> Graph:
     """Make the output airbench's 6-view TTA: flip × {no shift, ``shift`` px down-right, up-left}, weighted ½, ¼, ¼.
 
@@ -226,14 +212,12 @@ def tta_translate(graph: Graph, shift: int = 1) -> Graph:
     airbench cut training time by relying on it.
     """
     if shift < 1:
-        raise RewriteError("tta_translate", f"shift must be at least 1, not {shift}")
+        raise PassError(f"shift must be at least 1, not {shift}")
     done = graph.find(op="translate_views")
     if done:
-        raise no_match("tta_translate", "eval graph without translated views", done)
-    if not graph.find(op="flip_lr", where=lambda n: n.inputs == (graph.inputs[0],)):
-        graph = tta_flip(graph)
+        raise no_match("eval graph without translated views", done)
+    graph = rewrite(graph, [tta_flip], strict=False)  # unless the graph has it already
     source, output = graph.inputs[0], graph.output
-    consumers = graph.successors(source)
     graph = graph.add("tta_translate", translate_views(shift=shift, inputs=[source]), after=output)
-    graph = redirect(graph, source, "tta_translate", consumers)
+    graph = graph.replace_uses(source, "tta_translate")
     return graph.add("tta_translate_mean", weighted_views(inputs=[output]), after=output)

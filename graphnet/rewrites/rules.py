@@ -1,11 +1,12 @@
 """Rewrite rules: patterns over a Graph, their matches, replacements and near misses.
 
 A **pattern** is a dict ``name -> pattern node``, in order; a pattern node is an op name
-(``'conv'``), ``any_of('relu', 'celu')``, ``ANY``, or ``pat(op, params, inputs, shared)``.
+(``'conv'``), ``any_of('relu', 'celu')``, ``ANY``, or ``pat(op, params, inputs, shared, where)``.
 Without ``inputs`` a node reads the one before it (a chain; the first reads anything). An
 input name that is not a pattern node binds whatever node is there (``'log_probs'``). Params
 are fixed values, compared with the node's params after the op's defaults (so
-``pat('max_pool', {'kernel_size': 2})`` matches ``max_pool()``), or predicates. Every node
+``pat('max_pool', {'kernel_size': 2})`` matches ``max_pool()``), or predicates; ``where`` tests
+the whole Node (its attrs, or params together). Every node
 but the last must feed only the match, unless ``shared=True``.
 
 ``match(graph, pattern)`` gives the matches (name -> node path), non-overlapping, in graph
@@ -66,21 +67,23 @@ ANY = AnyOf(())  # a pattern op that accepts every op
 
 @dataclass(frozen=True)
 class PatternNode:
-    """One node of a pattern: the ops it accepts, params (values or predicates), inputs, and
-    whether it may feed nodes outside the match (``shared``)."""
+    """One node of a pattern: the ops it accepts, params (values or predicates), inputs,
+    whether it may feed nodes outside the match (``shared``), and a test of the Node (``where``)."""
 
     op: AnyOf
     params: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] | None = None
     shared: bool = False
+    where: Callable[[Node], bool] | None = None
 
 
 def pat(op: str | AnyOf, params: Mapping[str, Any] | None = None, inputs: Iterable[str] | None = None,
-        shared: bool = False) -> PatternNode:
+        shared: bool = False, where: Callable[[Node], bool] | None = None) -> PatternNode:
     """A pattern node: ``pat('max_pool', {'kernel_size': 2})``, ``pat('celu', {'alpha': lambda a: a < 1})``,
-    ``pat('add', inputs=['in', 'res'])``; ``shared=True`` lets it feed nodes outside the match."""
+    ``pat('add', inputs=['in', 'res'])``; ``shared=True`` lets it feed nodes outside the match;
+    ``where=lambda node: 'init' not in node.attrs`` tests the Node itself (name the function: misses show it)."""
     ops = op if isinstance(op, AnyOf) else any_of(op)
-    return PatternNode(ops, dict(params or {}), None if inputs is None else tuple(inputs), shared)
+    return PatternNode(ops, dict(params or {}), None if inputs is None else tuple(inputs), shared, where)
 
 
 Pattern = Mapping[str, Any]
@@ -97,7 +100,7 @@ def compile_pattern(pattern: Pattern) -> dict[str, PatternNode]:
         elif not isinstance(value, PatternNode):
             raise PassError(f"pattern node {name!r}: an op name, any_of(...), ANY or pat(...), not {value!r}")
         if value.inputs is None and out:
-            value = PatternNode(value.op, value.params, (list(out)[-1],), value.shared)
+            value = PatternNode(value.op, value.params, (list(out)[-1],), value.shared, value.where)
         later = [i for i in value.inputs or () if i in pattern and i not in out]
         if later:
             raise PassError(f"pattern node {name!r} reads {later[0]!r}, which comes after it: order the pattern")
@@ -209,6 +212,8 @@ class _Search:
                     return f"{key}={value!r} fails the pattern's test{_named(expected)}", {}
             elif value != expected:
                 return f"{key}={value!r}, wanted {expected!r}", {}
+        if want.where is not None and not want.where(node):
+            return f"fails the pattern's test{_named(want.where)}", {}
         return "", binding
 
     def _closed(self, bound: dict[str, str]) -> dict[str, str] | None:
@@ -380,7 +385,11 @@ class Rule:
     applied: tuple[dict[str, PatternNode], str] | None = None
 
     def __call__(self, graph: Graph, **params: Any) -> Graph:
-        """Replace every match; a PassError (no match) if there is none, saying where it is done or nearly matched."""
+        """Replace every match; a PassError (no match) if there is none, saying where it is done or nearly matched.
+
+        Replacements that leave the graph as it was count as done (already applied).
+        """
+        before = graph
         done = match(graph, self.applied[0]) if self.applied else []
         done_nodes = {p for d in done for p in d.nodes}
         todo = [m for m in match(graph, self.pattern) if not done_nodes & set(m.nodes)]
@@ -391,6 +400,8 @@ class Rule:
             current = Match(graph, {k: renamed.get(v, v) for k, v in m.items()}, m.names)
             fragment = self.replacement(current, **params) if callable(self.replacement) else self.replacement
             graph, renamed[m[m.names[-1]]] = replace_match(graph, current, fragment)
+        if graph == before:
+            raise self.no_match(graph, [m[m.names[-1]] for m in todo])
         return graph
 
     def no_match(self, graph: Graph, done: list[str]) -> PassError:

@@ -38,6 +38,17 @@ def whitening(module: nn.Conv2d, x: torch.Tensor, eps: float = 1e-2, chunk: int 
     module.weight.copy_(filters.reshape_as(module.weight))
 
 
+def first_input_conv(graph: Graph, init: str) -> str:
+    """The path of the first conv fed by the graph's input; no-match if none, or if it already has initialiser ``init``."""
+    source = graph.inputs[0]
+    convs = graph.find(op="conv", where=lambda n: source in n.inputs)
+    if not convs:
+        raise no_match(f"'conv' node fed by the input {source!r}")
+    if graph[convs[0]].attrs.get("init", {}).get("name") == init:
+        raise no_match(f"first conv on the input that is not a {init!r} conv", convs[:1])
+    return convs[0]
+
+
 @register_pass("whiten_input")
 def whiten_input(graph: Graph, patch: int = 3, eps: float = 1e-2) -> Graph:
     """Replace the first conv on the input by a fixed patch-whitening conv and a learnable 1×1 conv.
@@ -54,18 +65,12 @@ def whiten_input(graph: Graph, patch: int = 3, eps: float = 1e-2) -> Graph:
         raise PassError(f"patch must be odd (so the image size is kept), not {patch}")
     if eps <= 0:
         raise PassError(f"eps must be positive, not {eps}")
-    source = graph.inputs[0]
-    convs = graph.find(op="conv", where=lambda n: source in n.inputs)
-    if not convs:
-        raise no_match(f"'conv' node fed by the input {source!r}")
-    path = convs[0]
+    path = first_input_conv(graph, "whitening")
     node = graph[path]
-    if node.attrs.get("init", {}).get("name") == "whitening":
-        raise no_match("first conv on the input that is not a whitening conv", [path])
     width = node.params["c_in"] * patch * patch
     whiten = join(node.namespace, "whiten")
     attrs = {"frozen": ["weight"], "init": {"name": "whitening", "params": {"eps": eps}}}
-    graph = graph.add(whiten, (*conv(node.params["c_in"], width, patch, inputs=[source]), attrs), after=path)
+    graph = graph.add(whiten, (*conv(node.params["c_in"], width, patch, inputs=[graph.inputs[0]]), attrs), after=path)
     kept = {k: node.params[k] for k in ("stride", "bias") if k in node.params}
     return graph.replace(path, params={"c_in": width, "c_out": node.params["c_out"], "kernel_size": 1, **kept},
                          inputs=[whiten])
