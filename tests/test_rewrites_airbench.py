@@ -203,3 +203,45 @@ def test_tta_translate_equals_airbench_six_view_inference():
     assert eval_graph["tta_flip"].inputs == ("tta_translate",)
     with pytest.raises(NoMatchError, match="already applied \\(see 'tta_translate'\\)"):
         tta_translate(eval_graph)
+
+
+# -- registration, order, explain --------------------------------------------------------------
+
+def test_airbench_passes_are_registered_and_tta_translate_comes_after_tta_flip():
+    from graphnet.rewrites import FAMILIES, PASSES, rewrite
+    assert FAMILIES["airbench94 (Keller Jordan, 2024)"] == ("whiten_input_pm", "dirac_init", "bn_settings",
+                                                             "tta_translate")
+    assert PASSES["tta_translate"].after == ("tta_flip",) and PASSES["tta_translate"].applies_to == "eval"
+    g = small_architecture()
+    with pytest.raises(RewriteError, match="'tta_translate': must come after 'tta_flip'"):
+        rewrite(g, ["tta_translate", "tta_flip"])
+    assert rewrite(g, ["tta_flip", "tta_translate"]) == rewrite(g, ["tta_translate"])
+
+
+def test_dirac_init_and_bn_settings_are_rules_that_explain_their_misses():
+    g = build(load_spec(SPECS / "resnet9.py", width_mult=0.125))
+    g = g.replace("prep/conv", params={**g["prep/conv"].params, "stride": 2})
+    assert graphnet.explain(g, "dirac_init")[0].reason == "fails the pattern's test (shape_keeping)"
+    vgg = build({"conv": ("conv", {"c_in": 3, "c_out": 8, "kernel_size": 2}), "relu": ("relu", {})})
+    with pytest.raises(NoMatchError, match="dirac_init': found no 'conv' node; nearest: conv: fails the pattern's "
+                                           "test \\(shape_keeping\\)"):
+        dirac_init(vgg)
+    with pytest.raises(NoMatchError, match="'bn_settings': found no batch_norm\\|ghost_batch_norm node"):
+        bn_settings(vgg)
+
+
+def test_tricks_lists_a_users_pass_apart_from_the_shipped_families(capsys):
+    from graphnet.rewrites import PASSES, register_pass
+    from test_rewrites import tricks_command
+
+    @register_pass("test_user_pass")
+    def user(graph):
+        """Nothing.\n\nA test."""
+        return graph
+    try:
+        assert tricks_command() == 0
+        out = capsys.readouterr().out
+        assert out.index(" airbench94 (Keller Jordan, 2024):") < out.index(" registered by your code:") < \
+            out.index("test_user_pass()")
+    finally:
+        del PASSES["test_user_pass"]

@@ -324,3 +324,23 @@ def test_the_rules_page_runs():
     finally:
         PASSES.clear()
         PASSES.update(saved)
+
+
+# -- node tests and no-op replacements ---------------------------------------------------------
+
+def test_a_pattern_node_where_tests_the_whole_node_and_its_misses_say_so():
+    def biased(node):
+        return node.params.get("bias", False)
+    g = build(vgg())
+    assert [m["c"] for m in match(g, {"c": pat("conv", where=biased)})] == ["layer1/conv", "layer2/conv"]
+    assert match(resnet9(), {"c": pat("conv", where=biased)}) == []
+    assert str(explain(resnet9(), {"c": pat("conv", where=biased)})[0]) == "prep/conv: fails the pattern's test (biased)"
+
+
+def test_a_rule_whose_replacement_changes_nothing_says_already_applied():
+    def keep(m):
+        """Keep every relu.\n\nA test."""
+        return {"act": bound("act")}
+    p = rule({"act": "relu"}, keep, name="test_keep")
+    with pytest.raises(RewriteError, match="found no 'relu' node; already applied \\(see 'prep/relu', "):
+        p(resnet9())
