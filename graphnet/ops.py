@@ -355,7 +355,7 @@ def _dropout(p: Fraction = 0.5) -> nn.Dropout:
 
 def _instance(module: Held) -> nn.Module:
     """A module instance the node holds (``from_module``'s fallback); each compile runs a copy of it."""
-    return copy.deepcopy(module.module)
+    return copy.deepcopy(module.module).to(torch.get_default_device())  # 'meta' for summary
 
 
 class Held:
