@@ -9,10 +9,12 @@ from .render import render
 from .rewrites import initialise, rewrite
 from .spec import from_json, load_spec, to_json
 from .summary import Row, Summary, summary
+from .trace import from_module
 
 __all__ = [
     "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
     "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError", "build",
     "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
     "to_json",
+    "from_module",
 ]
