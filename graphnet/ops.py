@@ -159,6 +159,11 @@ class Op:
             self.signature.bind(**params)
         except TypeError as e:
             raise ParamError(f"bad params for op {self.name}{self.params_str()}: {e}", path) from None
+        self.check_types(params, path)
+        return params
+
+    def check_types(self, params: Mapping[str, Any], path: str | None = None) -> None:
+        """Raise ParamError for a param whose value does not fit its annotation (or its default's type)."""
         for name, value in params.items():
             param = self.signature.parameters.get(name)
             if param is None or param.kind is param.VAR_KEYWORD:
@@ -167,7 +172,6 @@ class Op:
             reason = check_value(value, hint)
             if reason is not None:
                 raise ParamError(f"op {self.name}: param {name}={value!r} {reason}", path)
-        return params
 
     def call_args(self, params: Mapping[str, Any]) -> tuple[tuple, dict[str, Any]]:
         """``(args, kwargs)`` that pass ``params``, defaults filled in, to the target (after the inputs)."""
@@ -193,6 +197,7 @@ class Op:
         except TypeError as e:
             raise ParamError(f"bad params for op {self.name}{self.params_str()}: {e}") from None
         params = dict(bound.arguments)
+        self.check_types(params)
         if inputs is None:
             return (self.name, params)
         return (self.name, params, [inputs] if isinstance(inputs, str) else list(inputs))

@@ -32,6 +32,11 @@ def test_bad_values_are_spec_errors_naming_the_node(node, message):
         graphnet.build({"c": node})
 
 
+def test_bad_values_fail_when_the_node_is_made():
+    with pytest.raises(graphnet.ParamError, match="^op conv: param c_out=-4 wants int >= 1$"):
+        conv(3, -4)
+
+
 def test_out_of_range_json_numbers_fail_at_build():
     spec = graphnet.from_json('{"c": ["conv", {"c_in": 3, "c_out": 1e400}]}')
     with pytest.raises(graphnet.ParamError, match="c: op conv: param c_out=inf wants int >= 1"):
