@@ -25,16 +25,30 @@ MODELS = {
     "efficientnet_b0": (32, 249, {"torchvision.ops.stochastic_depth.StochasticDepth"}),
     "convnext_tiny": (32, 30, {"torchvision.models.convnext.LayerNorm2d", "instance"}),
 }
+@pytest.fixture(scope="module")
+def traced():
+    """``traced(name)``: a torchvision model with random weights and its graph, made once for this file."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            torch.manual_seed(0)
+            module = torchvision.models.get_model(name, weights=None)
+            made[name] = module, graphnet.from_module(module)
+        return made[name]
+
+    yield get
+    made.clear()
+
+
 OWN_OPS = {"conv", "batch_norm", "linear", "relu", "relu6", "silu", "sigmoid", "max_pool", "avg_pool",
            "adaptive_avg_pool", "add", "product", "concat", "flatten", "dropout"}
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_torchvision_model_computes_the_same(name, tmp_path):
+def test_torchvision_model_computes_the_same(name, tmp_path, traced):
     size, count, foreign = MODELS[name]
-    torch.manual_seed(0)
-    module = torchvision.models.get_model(name, weights=None, num_classes=10)
-    graph = graphnet.from_module(module)
+    module, graph = traced(name)
     assert len(graph) == count
     assert {n.op for n in graph.nodes} - OWN_OPS == foreign
     net = graphnet.compile(graph)
@@ -59,8 +73,8 @@ def test_torchvision_model_computes_the_same(name, tmp_path):
         assert graphnet.build(graphnet.from_json(graphnet.to_json(graph.to_spec()))) == graph
 
 
-def test_paths_follow_the_module_names():
-    graph = graphnet.from_module(torchvision.models.resnet18())
+def test_paths_follow_the_module_names(traced):
+    graph = traced("resnet18")[1]
     assert [n.path for n in graph.nodes if n.namespace == "layer2/0"] == [
         "layer2/0/conv1", "layer2/0/bn1", "layer2/0/relu", "layer2/0/conv2", "layer2/0/bn2",
         "layer2/0/add", "layer2/0/relu_1"]  # BasicBlock calls self.relu twice
@@ -68,9 +82,9 @@ def test_paths_follow_the_module_names():
     assert graph["layer2/0/add"].inputs == ("layer2/0/bn2", "layer2/0/downsample/1")
     assert graph["conv1"].params == {"c_in": 3, "c_out": 64, "kernel_size": 7, "stride": 2}  # padding 3 is 'same'
     assert graph["maxpool"].params == {"kernel_size": 3, "stride": 2, "padding": 1}
-    mobilenet = graphnet.from_module(torchvision.models.mobilenet_v2())
+    mobilenet = traced("mobilenet_v2")[1]
     assert mobilenet["features/2/conv/1/0"].params["groups"] == 96
-    squeeze = graphnet.from_module(torchvision.models.squeezenet1_0())
+    squeeze = traced("squeezenet1_0")[1]
     assert squeeze["features/2"].params["ceil_mode"] is True
     assert squeeze["features/3/concat"].inputs == ("features/3/expand1x1_activation", "features/3/expand3x3_activation")
 
@@ -185,18 +199,18 @@ def test_page_tricks_on_a_torchvision_resnet_train():
     assert net.node_module("layer1/0/bn1").weight.grad is None  # frozen
 
 
-def test_summary_counts_what_torchvision_documents():
+def test_summary_counts_what_torchvision_documents(traced):
     # torchvision's docs: ResNet-18 11,689,512 params, 1.81 GFLOPS; ResNet-50 25,557,032, 4.09 (multiply-adds)
-    s18 = graphnet.summary(graphnet.from_module(torchvision.models.resnet18()), (1, 3, 224, 224))
+    s18 = graphnet.summary(traced("resnet18")[1], (1, 3, 224, 224))
     assert (s18.total_params, s18.total_macs, s18.total_flops) == (11_689_512, 1_814_073_344, 3_628_146_688)
-    s50 = graphnet.summary(graphnet.from_module(torchvision.models.resnet50()), (1, 3, 224, 224))
+    s50 = graphnet.summary(traced("resnet50")[1], (1, 3, 224, 224))
     assert (s50.total_params, round(s50.total_macs / 1e9, 2)) == (25_557_032, 4.09)
     rows = {r.path: r for r in s18.rows}
     assert rows["fc"].macs == 512 * 1000 and rows["maxpool"].macs == 0 and rows["maxpool"].shape == (1, 64, 56, 56)
-    mobilenet = graphnet.summary(graphnet.from_module(torchvision.models.mobilenet_v2()), (1, 3, 224, 224))
+    mobilenet = graphnet.summary(traced("mobilenet_v2")[1], (1, 3, 224, 224))
     assert round(mobilenet.total_macs / 1e9, 2) == 0.30  # grouped convs: torchvision documents 0.30
     # convnext's blocks are instances: their convs and linears count too (torchvision: 4.46)
-    convnext = graphnet.summary(graphnet.from_module(torchvision.models.convnext_tiny()), (1, 3, 224, 224))
+    convnext = graphnet.summary(traced("convnext_tiny")[1], (1, 3, 224, 224))
     assert round(convnext.total_macs / 1e9, 2) == 4.46
 
 
@@ -227,8 +241,8 @@ def test_cli_summary_and_render_of_torchvision_specs(tmp_path):
     assert code == 0 and "ghost_batch_norm" in (tmp_path / "r18.dot").read_text()
 
 
-def test_json_of_a_traced_class_op_records_its_module():
-    graph = graphnet.from_module(torchvision.models.efficientnet_b0())
+def test_json_of_a_traced_class_op_records_its_module(traced):
+    graph = traced("efficientnet_b0")[1]
     data = json.loads(graphnet.to_json(graph.to_spec()))
     assert data["format"] == "graphnet-spec" and data["imports"] == ["torchvision.ops.stochastic_depth"]
     assert data["spec"]["features"]["2"]["1"]["stochastic_depth"][0] == "torchvision.ops.stochastic_depth.StochasticDepth"
