@@ -11,7 +11,7 @@ WRITES = {
     "01_write_a_spec.py": set(),
     "02_render.py": {"resnet9.svg", "resnet9.dot"},
     "03_build_and_run.py": {"resnet9.pt"},
-    "04_torchvision.py": {"resnet18.dot", "resnet18_tricks.dot"},
+    "05_torchvision.py": {"resnet18.dot", "resnet18_tricks.dot"},
 }
 
 

@@ -1,6 +1,6 @@
 """Page's tricks on a torchvision ResNet-18: trace it into a spec, rewrite it, draw both, train it briefly.
 
-Run: python examples/04_torchvision.py [OUT_DIR] [DATA]      (default out/; DATA: an ImageFolder
+Run: python examples/05_torchvision.py [OUT_DIR] [DATA]      (default out/; DATA: an ImageFolder
 .tar.gz such as ../shared/data/cifar10-jpeg.tar.gz, whose class-balanced slice it trains on;
 without DATA, random images, so that the example runs anywhere in seconds)
 """
