@@ -167,8 +167,9 @@ def _call_node(call: Call, values: dict[str, Any], names: dict[fx.Node, str]) ->
             params[name] = tuple(value) if isinstance(value, list) else value
     if op == "product":  # x * y is a product; x * 0.5 scales by a constant
         nodes = [i for i in inputs if isinstance(i, fx.Node)]
-        if len(nodes) == 1 and isinstance(next(i for i in inputs if i is not nodes[0]), (int, float)):
-            op, params, inputs = "mul", {"weight": next(i for i in inputs if i is not nodes[0])}, nodes
+        numbers = [i for i in inputs if isinstance(i, (int, float)) and not isinstance(i, bool)]
+        if len(nodes) == len(numbers) == 1:
+            op, params, inputs = "mul", {"weight": numbers[0]}, nodes
     if params.pop("alpha", 1) != 1 or not all(isinstance(i, fx.Node) and i in names for i in inputs):
         return None
     fitted = _fitted(op, params)
