@@ -9,6 +9,7 @@ from .render import render
 from .rewrites import ANY, any_of, bound, explain, initialise, match, pat, register_pass, rewrite, rule
 from .spec import from_json, load_spec, to_json
 from .summary import Row, Summary, summary
+from .trace import from_module
 
 __all__ = [
     "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
@@ -16,4 +17,5 @@ __all__ = [
     "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
     "to_json",
     "ANY", "any_of", "bound", "explain", "match", "pat", "register_pass", "replace_op", "rule",
+    "from_module",
 ]

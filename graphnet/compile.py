@@ -11,12 +11,14 @@ takes ``torch.compile``, ``.to(memory_format=torch.channels_last)``, ``.half()``
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Mapping, Sequence
 
+import networkx as nx
 import torch
 from torch import fx, nn
 
-from .errors import ShapeError, SpecError
+from .errors import ParamError, ShapeError, SpecError
 from .graph import Graph
 from .ops import get_op
 
@@ -123,6 +125,7 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
     named in a node's ``frozen`` attr get ``requires_grad=False``. ``modules``: take each
     module node's submodule from this network, by path, instead of making a new one, so
     two executors share weights (a flip-TTA eval graph and its training graph, say).
+    Nodes that no output depends on (a second head) still run; a warning names them.
     """
     root = nn.Module()
     code = fx.Graph()
@@ -133,25 +136,46 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
         if op.kind == "alias":
             values[node.path] = args[0]
             continue
-        bound = op.signature.bind(**node.params)
-        bound.apply_defaults()  # builtins' own defaults may differ from the op's (torch.flatten's start_dim)
-        params = dict(bound.arguments)
+        params_args, params = op.call_args(node.params)
         if op.kind == "module":
             target = module_target(node.path)
-            module = modules.get_submodule(target) if modules is not None else op.target(**params)
+            module = modules.get_submodule(target) if modules is not None else _make(op, node.path, params_args, params)
             for name in node.attrs.get("frozen", ()):
+                if not isinstance(getattr(module, name, None), nn.Parameter):
+                    raise ParamError(f"attr frozen names {name!r}, which is no parameter of op {node.op}", node.path)
                 getattr(module, name).requires_grad_(False)
             _set_submodule(root, target, module)
             fx_node = code.create_node("call_module", target, args, {}, name=_identifier(node.path))
         else:
-            args += tuple(params.pop(k) for k in op.positional)
-            fx_node = code.create_node("call_function", op.target, args, params, name=_identifier(node.path))
+            fx_node = code.create_node("call_function", op.target, args + params_args, params,
+                                       name=_identifier(node.path))
         fx_node.meta.update(graphnet_path=node.path, graphnet_op=node.op)
         values[node.path] = fx_node
     code.output(_outputs(graph, values, outputs))
+    _warn_unused(graph, outputs)
     network = Network(root, code, class_name="Network")
     network.spec_graph = graph
     return network
+
+
+def _make(op: Any, path: str, args: tuple, kwargs: dict) -> nn.Module:
+    """The module of a module node; the factory's complaints about its params become a ParamError naming it."""
+    try:
+        return op.target(*args, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ParamError(f"op {op.name} cannot be made with these params: {e}", path) from e
+
+
+def _warn_unused(graph: Graph, outputs: Any) -> None:
+    """Warn once, naming them, about nodes that no output depends on."""
+    paths = [graph.output] if outputs is None else [outputs] if isinstance(outputs, str) else \
+        list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+    used = set(paths).union(*(nx.ancestors(graph.nx, p) for p in paths))
+    unused = [p for p in graph.order if p not in used]
+    if unused:
+        shown = ", ".join(unused[:8]) + (f" and {len(unused) - 8} more" if len(unused) > 8 else "")
+        warnings.warn(f"compile: {len(unused)} node(s) that no output uses still run: {shown} "
+                      f"(to return them too, pass outputs=[...])", stacklevel=3)
 
 
 def _outputs(graph: Graph, values: dict[str, fx.Node], outputs: Any) -> Any:

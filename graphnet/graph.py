@@ -23,7 +23,7 @@ import networkx as nx
 
 from .errors import CycleError, DuplicatePathError, SpecError
 from .ops import get_op
-from .spec import SEP, flatten, join, namespaces, normalise_node, parent, relative_ref, resolve
+from .spec import SEP, flat_nodes, join, namespaces, normalise_node, parent, relative_ref, resolve
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ def build(spec: dict, inputs: str | Iterable[str] = ("input",)) -> Graph:
     Errors are ``SpecError`` subclasses that name the node at fault.
     """
     inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-    flat, last = flatten(spec)
+    flat, last = flat_nodes(spec)
     paths = {n.path for n in flat}
     nodes = []
     for i, n in enumerate(flat):

@@ -15,10 +15,15 @@ a spec node: the plain tuple ``(name, params)`` or ``(name, params, inputs)``.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
 import operator
-from dataclasses import dataclass
-from typing import Any, Callable
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +32,110 @@ from torch import nn
 from .errors import ParamError, UnknownOpError
 
 SpecNode = tuple  # a spec node: (op, params) | (op, params, inputs) | (op, params, inputs, attrs)
+
+
+# -- param values ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a number param, as annotation metadata: ``Annotated[int, Range(1)]``."""
+
+    low: float | None = None
+    high: float | None = None
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f">= {self.low:g}"
+        return f"in [{self.low:g}, {self.high:g}]"
+
+    def holds(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+# Annotations the built-in ops use; a registered op's own annotations are checked the same way.
+PositiveInt = Annotated[int, Range(1)]
+NonNegativeInt = Annotated[int, Range(0)]
+PositiveFloat = Annotated[float, Range(0)]
+Fraction = Annotated[float, Range(0, 1)]
+Size2 = Union[PositiveInt, tuple[PositiveInt, PositiveInt]]
+Padding2 = Union[NonNegativeInt, tuple[NonNegativeInt, NonNegativeInt]]
+
+
+def check_value(value: Any, hint: Any) -> str | None:
+    """Why ``value`` does not fit the annotation ``hint`` (``'wants int >= 1'``), or None if it does.
+
+    Understood: bool, int (not bool), float (finite; an int will do), str, None, Literal,
+    unions, ``tuple[...]``, ``list[...]``, ``dict[...]`` (a list and a tuple both fit a
+    sequence, as JSON has only lists), ``Annotated[..., Range(...)]``, and classes (isinstance).
+    Anything else fits.
+    """
+    return None if _fits(value, hint) else f"wants {_type_str(hint)}"
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if origin is Annotated:
+        return _fits(value, args[0]) and all(m.holds(value) for m in hint.__metadata__ if isinstance(m, Range))
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is None or hint is type(None):
+        return value is None
+    if origin is Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if origin in (tuple, list) or origin is not None and origin.__name__ in ("Sequence", "Iterable"):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if origin in (dict,) or origin is not None and origin.__name__ == "Mapping":
+        return isinstance(value, dict) and (not args or all(_fits(k, args[0]) and _fits(v, args[1])
+                                                            for k, v in value.items()))
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _type_str(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        ranges = [str(m) for m in hint.__metadata__ if isinstance(m, Range)]
+        return " ".join([_type_str(args[0]), *ranges])
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_str(a) for a in args)
+    if hint is None or hint is type(None):
+        return "None"
+    if origin is Literal:
+        return " | ".join(map(repr, args))
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join('...' if a is Ellipsis else _type_str(a) for a in args)}]"
+    return "a finite float" if hint is float else getattr(hint, "__name__", str(hint))
+
+
+def _default_hint(default: Any) -> Any:
+    """The type an unannotated param's default implies: a number, a bool or a str; else anything."""
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, (int, float)):
+        return float
+    return str if isinstance(default, str) else Any
+
+
+def _hints(source: Any) -> dict[str, Any]:
+    """The resolved annotations of ``source`` (a function, or a class's ``__init__``); {} if they do not resolve."""
+    fn = source.__init__ if isinstance(source, type) else source
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # noqa: BLE001 - unresolvable annotations (forward refs, builtins): checked by default only
+        return {}
 
 
 @dataclass(frozen=True)
@@ -40,14 +149,41 @@ class Op:
     arity: int | None  # number of inputs; None = one or more
     positional: tuple[str, ...] = ()  # params passed positionally after the inputs
     doc: str = ""
+    source: str = ""  # the module that registered the op: importing it registers the op again
+    hints: Mapping[str, Any] = field(default_factory=dict)  # param annotations, resolved
 
     def bind(self, params: dict[str, Any], path: str | None = None) -> dict[str, Any]:
-        """Check ``params`` against the signature; return them unchanged or raise ParamError."""
+        """Check ``params`` against the signature and the params' annotations (or, unannotated,
+        the type of their defaults); return them unchanged or raise ParamError."""
         try:
             self.signature.bind(**params)
         except TypeError as e:
             raise ParamError(f"bad params for op {self.name}{self.params_str()}: {e}", path) from None
+        self.check_types(params, path)
         return params
+
+    def check_types(self, params: Mapping[str, Any], path: str | None = None) -> None:
+        """Raise ParamError for a param whose value does not fit its annotation (or its default's type)."""
+        for name, value in params.items():
+            param = self.signature.parameters.get(name)
+            if param is None or param.kind is param.VAR_KEYWORD:
+                continue
+            hint = self.hints.get(name, _default_hint(param.default))
+            reason = check_value(value, hint)
+            if reason is not None:
+                raise ParamError(f"op {self.name}: param {name}={value!r} {reason}", path)
+
+    def call_args(self, params: Mapping[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """``(args, kwargs)`` that pass ``params``, defaults filled in, to the target (after the inputs)."""
+        bound = self.signature.bind(**params)
+        bound.apply_defaults()  # builtins' own defaults may differ from the op's (torch.flatten's start_dim)
+        if self.kind == "module":
+            return bound.args, bound.kwargs
+        kwargs: dict[str, Any] = {}
+        for name, value in bound.arguments.items():  # every param by name, a **params dict spread out
+            kind = self.signature.parameters[name].kind
+            kwargs.update(value if kind is inspect.Parameter.VAR_KEYWORD else {name: value})
+        return tuple(kwargs.pop(k) for k in self.positional), kwargs
 
     def check_arity(self, n_inputs: int, path: str | None = None) -> None:
         if self.arity is None and n_inputs < 1 or self.arity is not None and n_inputs != self.arity:
@@ -61,6 +197,7 @@ class Op:
         except TypeError as e:
             raise ParamError(f"bad params for op {self.name}{self.params_str()}: {e}") from None
         params = dict(bound.arguments)
+        self.check_types(params)
         if inputs is None:
             return (self.name, params)
         return (self.name, params, [inputs] if isinstance(inputs, str) else list(inputs))
@@ -98,18 +235,22 @@ _INFER = object()
 
 def register(name: str, target: Callable[..., Any] | None = None, *, kind: str | None = None,
              signature: Callable[..., Any] | None = None, arity: Any = _INFER,
-             positional: tuple[str, ...] = (), doc: str | None = None):
+             positional: tuple[str, ...] = (), doc: str | None = None, source: str | None = None):
     """Register an op by name; usable as ``register('name', target)`` or as a decorator.
 
     ``kind`` defaults to 'module' for ``nn.Module`` classes and 'function' otherwise. For a
     function, its leading positional parameters are the inputs (``*args``: one or more) and
     its keyword parameters are the params. ``signature`` (a stub callable) gives the params'
     signature for builtins that have none; ``arity`` and ``doc`` override what is inferred.
-    Returns the op, whose call makes spec nodes.
+    Params are checked against the annotations of ``signature``, the factory or the class's
+    ``__init__`` (see ``check_value``). ``source`` is the module to import to register the op
+    again (default: the caller's); JSON specs record it. Returns the op, whose call makes spec nodes.
     """
+    if source is None:
+        source = sys._getframe(1).f_globals.get("__name__", "")
     if target is None:
         return lambda t: register(name, t, kind=kind, signature=signature, arity=arity,
-                                  positional=positional, doc=doc)
+                                  positional=positional, doc=doc, source=source)
     if kind is None:
         kind = "module" if isinstance(target, type) and issubclass(target, nn.Module) else "function"
     if kind not in ("module", "function", "alias"):
@@ -118,13 +259,25 @@ def register(name: str, target: Callable[..., Any] | None = None, *, kind: str |
         arity = _arity(target) if kind == "function" else 1
     if signature is not None:
         sig = inspect.signature(signature)
+    elif kind == "module" and isinstance(target, type) and target.__init__ is nn.Module.__init__:
+        sig = inspect.Signature()  # no __init__ of its own: no params (not nn.Module's *args, **kwargs)
     elif kind == "module":
         sig = inspect.signature(target)
     else:
         sig = _params_signature(target, arity or 0)
-    op = Op(name, kind, target, sig, arity, positional, doc if doc is not None else inspect.getdoc(target) or "")
+    op = Op(name, kind, target, sig, arity, positional, doc if doc is not None else inspect.getdoc(target) or "",
+            source, _hints(signature or target))
     REGISTRY[name] = op
     return op
+
+
+def register_class(cls: type[nn.Module]) -> Op:
+    """The op of an ``nn.Module`` class: the one registered for it, else a new op named by its import
+    path (``torchvision.ops.misc.Permute``), which ``get_op`` also finds once the class's module is imported."""
+    for op in REGISTRY.values():
+        if op.target is cls:
+            return op
+    return register(f"{cls.__module__}.{cls.__qualname__}", cls, kind="module", source=cls.__module__)
 
 
 def _arity(fn: Callable[..., Any]) -> int | None:
@@ -149,6 +302,9 @@ def get_op(name: Any, path: str | None = None) -> Op:
     if isinstance(name, str):
         if name in REGISTRY:
             return REGISTRY[name]
+        cls = _imported_class(name)
+        if cls is not None:
+            return register_class(cls)
     else:
         for op in REGISTRY.values():
             if op.target is name:
@@ -157,41 +313,90 @@ def get_op(name: Any, path: str | None = None) -> Op:
     raise UnknownOpError(f"unknown op {name!r}; register it with graphnet.register (known: {known})", path)
 
 
+def _imported_class(name: str) -> type[nn.Module] | None:
+    """The nn.Module class at the import path ``name`` if its module is already imported (nothing is imported here)."""
+    module_name, _, attr = name.rpartition(".")
+    value = getattr(sys.modules.get(module_name), attr, None) if module_name else None
+    return value if isinstance(value, type) and issubclass(value, nn.Module) else None
+
+
 # -- modules ---------------------------------------------------------------------------
 
-def _conv(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1, padding: int | None = None,
-          groups: int = 1, bias: bool = False) -> nn.Conv2d:
-    """2-d convolution, 'same' padding by default and no bias (a norm follows it)."""
-    padding = kernel_size // 2 if padding is None else padding
-    return nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, groups=groups, bias=bias)
+def _conv(c_in: PositiveInt, c_out: PositiveInt, kernel_size: Size2 = 3, stride: Size2 = 1,
+          padding: Optional[Union[Padding2, Literal["same", "valid"]]] = None, dilation: Size2 = 1,
+          groups: PositiveInt = 1, bias: bool = False) -> nn.Conv2d:
+    """2-d convolution, 'same' padding by default (padding=None) and no bias (a norm follows it)."""
+    if padding is None:
+        padding = tuple(d * (k - 1) // 2 for k, d in zip(_pair(kernel_size), _pair(dilation)))
+    return nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                     bias=bias)
 
 
-def _linear(c_in: int, c_out: int, bias: bool = True) -> nn.Linear:
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _linear(c_in: PositiveInt, c_out: PositiveInt, bias: bool = True) -> nn.Linear:
     """Fully connected layer."""
     return nn.Linear(c_in, c_out, bias=bias)
 
 
-def _batch_norm(c: int, eps: float = 1e-5, momentum: float = 0.1, weight_init: float = 1.0,
-                bias_init: float = 0.0) -> nn.BatchNorm2d:
-    """2-d batch norm with the scale and shift initialised to ``weight_init`` and ``bias_init``."""
-    bn = nn.BatchNorm2d(c, eps=eps, momentum=momentum)
-    nn.init.constant_(bn.weight, weight_init)
-    nn.init.constant_(bn.bias, bias_init)
+def _batch_norm(c: PositiveInt, eps: PositiveFloat = 1e-5, momentum: Optional[Fraction] = 0.1,
+                weight_init: float = 1.0, bias_init: float = 0.0, affine: bool = True,
+                track_running_stats: bool = True) -> nn.BatchNorm2d:
+    """2-d batch norm with the scale and shift initialised to ``weight_init`` and ``bias_init``
+    (momentum None: a cumulative average; affine=False: no scale and shift)."""
+    bn = nn.BatchNorm2d(c, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+    if affine:
+        nn.init.constant_(bn.weight, weight_init)
+        nn.init.constant_(bn.bias, bias_init)
     return bn
+
+
+def _dropout(p: Fraction = 0.5) -> nn.Dropout:
+    """Dropout: zero each element with probability p while training (identity in eval mode)."""
+    return nn.Dropout(p)
+
+
+def _instance(module: Held) -> nn.Module:
+    """A module instance the node holds (``from_module``'s fallback); each compile runs a copy of it."""
+    return copy.deepcopy(module.module).to(torch.get_default_device())  # 'meta' for summary
+
+
+class Held:
+    """A module held by an ``instance`` node: compared by identity, not copied by graph edits, not JSON."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __deepcopy__(self, memo: dict) -> Held:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<{type(self.module).__name__}>"
 
 
 conv = register("conv", _conv, kind="module")
 linear = register("linear", _linear, kind="module")
 batch_norm = register("batch_norm", _batch_norm, kind="module")
+dropout = register("dropout", _dropout, kind="module")
+instance = register("instance", _instance, kind="module")
 
 # -- functions ---------------------------------------------------------------------------
 
 
 # Stubs that give builtins (which have no Python signature) their params.
 def _no_params() -> None: ...
-def _max_pool_params(kernel_size: int = 2, stride: int | None = None) -> None: ...
-def _celu_params(alpha: float = 1.0) -> None: ...
-def _flatten_params(start_dim: int = 1) -> None: ...
+def _max_pool_params(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0,
+                     dilation: Size2 = 1, ceil_mode: bool = False) -> None: ...
+def _avg_pool_params(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0,
+                     ceil_mode: bool = False, count_include_pad: bool = True) -> None: ...
+def _adaptive_pool_params(output_size: Union[PositiveInt, tuple[Optional[PositiveInt], Optional[PositiveInt]]] = 1
+                          ) -> None: ...
+def _celu_params(alpha: PositiveFloat = 1.0) -> None: ...
+def _gelu_params(approximate: Literal["none", "tanh"] = "none") -> None: ...
+def _flatten_params(start_dim: int = 1, end_dim: int = -1) -> None: ...
+def _mean_params(dim: Union[int, tuple[int, ...]] = (2, 3), keepdim: bool = False) -> None: ...
 def _mul_params(weight: float) -> None: ...
 def _log_softmax_params(dim: int = 1) -> None: ...
 
@@ -224,18 +429,35 @@ def flip_lr_fn(x: torch.Tensor) -> torch.Tensor:
 identity = register("identity", nn.Identity, kind="alias", signature=_no_params,
                     doc="No-op: stands for its input and emits no code.")
 relu = register("relu", F.relu, signature=_no_params, arity=1, doc="ReLU activation.")
+relu6 = register("relu6", F.relu6, signature=_no_params, arity=1, doc="ReLU capped at 6: min(max(x, 0), 6).")
 celu = register("celu", F.celu, signature=_celu_params, arity=1,
                 doc="CELU activation: x if x > 0 else alpha * (exp(x / alpha) - 1).")
-gelu = register("gelu", F.gelu, signature=_no_params, arity=1, doc="GELU activation.")
+gelu = register("gelu", F.gelu, signature=_gelu_params, arity=1, doc="GELU activation (approximate='tanh' as an option).")
+silu = register("silu", F.silu, signature=_no_params, arity=1, doc="SiLU (swish) activation: x * sigmoid(x).")
+sigmoid = register("sigmoid", torch.sigmoid, signature=_no_params, arity=1, doc="Logistic sigmoid.")
+tanh = register("tanh", torch.tanh, signature=_no_params, arity=1, doc="Hyperbolic tangent.")
+hardswish = register("hardswish", F.hardswish, signature=_no_params, arity=1, doc="Hard swish: x * relu6(x + 3) / 6.")
+hardsigmoid = register("hardsigmoid", F.hardsigmoid, signature=_no_params, arity=1,
+                       doc="Hard sigmoid: relu6(x + 3) / 6.")
 max_pool = register("max_pool", F.max_pool2d, signature=_max_pool_params, arity=1,
                     doc="2-d max pooling; stride defaults to the kernel size.")
+avg_pool = register("avg_pool", F.avg_pool2d, signature=_avg_pool_params, arity=1,
+                    doc="2-d average pooling; stride defaults to the kernel size.")
+adaptive_avg_pool = register("adaptive_avg_pool", F.adaptive_avg_pool2d, signature=_adaptive_pool_params, arity=1,
+                             doc="2-d average pooling to a fixed output size (1: global average pooling).")
+adaptive_max_pool = register("adaptive_max_pool", F.adaptive_max_pool2d, signature=_adaptive_pool_params, arity=1,
+                             doc="2-d max pooling to a fixed output size (1: global max pooling).")
+mean = register("mean", torch.mean, signature=_mean_params, arity=1,
+                doc="Mean over dim (default the spatial dims 2, 3).")
 flatten = register("flatten", torch.flatten, signature=_flatten_params, arity=1,
-                   doc="Flatten dimensions from start_dim on.")
+                   doc="Flatten dimensions start_dim to end_dim.")
 mul = register("mul", operator.mul, signature=_mul_params, arity=1, positional=("weight",),
                doc="Multiply by a constant weight.")
 log_softmax = register("log_softmax", torch.log_softmax, signature=_log_softmax_params, arity=1,
                        doc="Log-softmax over dim (the classes).")
 add = register("add", operator.add, signature=_no_params, arity=2, doc="Sum of two inputs.")
+product = register("product", operator.mul, signature=_no_params, arity=2,
+                   doc="Element-wise product of two inputs (broadcasting); `mul` scales by a constant.")
 add_weighted = register("add_weighted", add_weighted_fn)
 concat = register("concat", concat_fn)
 nll = register("nll", nll_fn)

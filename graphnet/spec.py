@@ -14,6 +14,10 @@ input). A reference is resolved, in this order:
 
 A reference to a namespace means its last node. Specs are plain data: they print, compare
 equal and round-trip through JSON (``to_json``/``from_json``) without executing code.
+
+Ops registered outside graphnet are recorded in the JSON (``{"format": "graphnet-spec",
+"imports": ["mypkg.ops"], "spec": {...}}``); ``from_json`` imports those modules only when
+asked (``imports=True``), so loading JSON never runs code unless the caller opts in.
 """
 
 from __future__ import annotations
@@ -23,13 +27,25 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DuplicatePathError, EmptyNamespaceError, SpecError, UnknownInputError
-from .ops import get_op
+from torch import nn
+
+from .errors import DuplicatePathError, EmptyNamespaceError, SpecError, UnknownInputError, UnknownOpError
+from .ops import check_value, get_op
+
+# The attrs the compiler and trainer read, and the type each must have.
+ATTRS = {
+    "frozen": list[str],
+    "lr_mult": dict[str, float],
+    "wd_mult": dict[str, float],
+    "init": dict[str, Any],
+}
+JSON_FORMAT = "graphnet-spec"
 
 SEP = "/"
 
@@ -69,15 +85,25 @@ def normalise_node(value: Any, path: str) -> tuple[str, dict, list[str] | None, 
     if isinstance(inputs, str):
         inputs = [inputs]
     elif inputs is not None:
-        if not all(isinstance(i, str) for i in inputs):
-            raise SpecError(f"inputs must be names, not {inputs!r}", path)
+        if not isinstance(inputs, (list, tuple)) or not all(isinstance(i, str) for i in inputs):
+            raise SpecError(f"inputs must be a list of names, not {inputs!r}", path)
         inputs = list(inputs)
     if attrs is not None and not isinstance(attrs, dict):
         raise SpecError(f"attrs must be a dict, not {attrs!r}", path)
+    check_attrs(attrs or {}, path)
     return name, dict(params), inputs, dict(attrs or {})
 
 
-def flatten(spec: dict) -> tuple[list[FlatNode], dict[str, str]]:
+def check_attrs(attrs: dict, path: str | None = None) -> None:
+    """Raise SpecError if a known attr (``ATTRS``) has the wrong type; other keys are left to their readers."""
+    for key, hint in ATTRS.items():
+        if key in attrs:
+            reason = check_value(attrs[key], hint)
+            if reason is not None:
+                raise SpecError(f"attr {key}={attrs[key]!r} {reason}", path)
+
+
+def flat_nodes(spec: dict) -> tuple[list[FlatNode], dict[str, str]]:
     """Nodes in dict order, and each namespace's last node (what a reference to it means)."""
     if not isinstance(spec, dict):
         raise SpecError(f"a spec is a dict of named nodes, not {type(spec).__name__}")
@@ -161,18 +187,49 @@ def relative_ref(namespace: str, target: str) -> str:
 # -- JSON -------------------------------------------------------------------------------
 
 def to_json(spec: dict, **dump_kwargs: Any) -> str:
-    """The spec as JSON: namespaces are objects, nodes are arrays ``[op, params, ...]``."""
-    flatten(spec)  # validate first, so bad specs fail here rather than on load
-    return json.dumps(spec, **{"indent": 1, **dump_kwargs})
+    """The spec as JSON: namespaces are objects, nodes are arrays ``[op, params, ...]``.
+
+    A spec whose ops were registered outside graphnet is wrapped as ``{"format":
+    "graphnet-spec", "imports": [modules], "spec": {...}}``, naming the modules that
+    register them (``Op.source``). A param or attr that is not plain data (an ``instance``
+    node's module) is a SpecError naming the node.
+    """
+    nodes, _ = flat_nodes(spec)  # validate first, so bad specs fail here rather than on load
+    for n in nodes:
+        for where, values in (("param", n.params), ("attr", n.attrs)):
+            for key, value in values.items():
+                if not is_plain(value):
+                    raise SpecError(f"op {n.op}: {where} {key}={value!r} is not plain data, so the spec cannot "
+                                    "go to JSON (register the module's class to make it an op of its own)", n.path)
+    sources = {get_op(n.op).source for n in nodes}
+    imports = sorted(s for s in sources if s and s != "__main__" and s.partition(".")[0] != "graphnet")
+    data = {"format": JSON_FORMAT, "imports": imports, "spec": spec} if imports else spec
+    return json.dumps(data, **{"indent": 1, "allow_nan": False, **dump_kwargs})
 
 
-def from_json(text: str) -> dict:
-    """A spec from JSON; ops are looked up by name, nothing is executed."""
+def is_plain(value: Any) -> bool:
+    """JSON can carry ``value``: None, bool, str, finite numbers, and lists, tuples and str-keyed dicts of them."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(map(is_plain, value))
+    return isinstance(value, dict) and all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+
+
+def from_json(text: str, imports: bool | list[str] = False) -> dict:
+    """A spec from JSON; ops are looked up by name, and nothing is executed unless asked.
+
+    ``imports``: True imports the modules the JSON records as the sources of its ops (see
+    ``to_json``), a list imports those modules; by default nothing is imported, and an op
+    that is not registered is an UnknownOpError naming the modules to import.
+    """
     def node(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: node(v) for k, v in value.items()}
         if not isinstance(value, list) or len(value) < 2 or not isinstance(value[1], dict):
-            return value  # flatten names the node and says what is wrong
+            return value  # flat_nodes names the node and says what is wrong
         op, params, *rest = value
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         return (op, params, *rest)
@@ -181,20 +238,36 @@ def from_json(text: str) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(f"not a JSON spec: {e}") from None
+    recorded: list[str] = []
+    if isinstance(data, dict) and data.get("format") == JSON_FORMAT:
+        recorded, data = data.get("imports", []), data.get("spec")
+    for module_name in recorded if imports is True else imports or ():
+        importlib.import_module(module_name)
     spec = node(data)
-    flatten(spec)
+    try:
+        flat_nodes(spec)
+    except UnknownOpError as e:
+        if recorded and imports is not True:
+            raise UnknownOpError(f"{e}; the spec records its ops' modules: {', '.join(recorded)} (import them, "
+                                 f"pass imports=True, or on the command line --import MODULE)") from None
+        raise
     return spec
 
 
 # -- loading ------------------------------------------------------------------------------
 
 def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
-    """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, or JSON.
+    """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, JSON, or
+    ``torchvision:NAME`` (the ``torchvision.models`` builder, random weights, ``build_kwargs`` such
+    as ``num_classes`` passed on).
 
     A Python file runs as a script would, with its folder importable (``specs/bag_of_tricks.py``
-    imports ``resnet9``); a JSON file never executes code.
+    imports ``resnet9``); a JSON file never executes code. Where the source gives an
+    ``nn.Module`` rather than a spec, ``graphnet.from_module`` traces it into one.
     """
     source = str(source)
+    if source.startswith("torchvision:"):
+        return _traced(_torchvision_model(source.partition(":")[2], build_kwargs))
     if source.endswith(".json"):
         return from_json(Path(source).read_text())
     if source.endswith(".py"):
@@ -209,7 +282,7 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
             module_spec.loader.exec_module(module)
         finally:
             sys.path.remove(folder)
-        return _spec_from(module, source, build_kwargs)
+        return _traced(_spec_from(module, source, build_kwargs))
     if ":" in source:
         module_name, attr = source.split(":", 1)
         try:
@@ -221,8 +294,30 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
         value = getattr(module, attr, None)
         if value is None:
             raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
-        return value(**build_kwargs) if callable(value) else value
-    raise SpecError(f"spec {source!r} is neither a .py file, a .json file nor module:attr")
+        return _traced(value(**build_kwargs) if callable(value) and not isinstance(value, nn.Module) else value)
+    raise SpecError(f"spec {source!r} is neither a .py file, a .json file, module:attr nor torchvision:NAME")
+
+
+def _traced(value: Any) -> Any:
+    """``value``, or the spec that ``from_module`` traces from it if it is an ``nn.Module``."""
+    if not isinstance(value, nn.Module):
+        return value
+    from .trace import from_module  # the one upward import: tracing needs graph, which needs this module
+
+    return from_module(value).to_spec()
+
+
+def _torchvision_model(name: str, build_kwargs: dict) -> Any:
+    """``torchvision.models.get_model(name, weights=None, **build_kwargs)``, its errors as one-line SpecErrors."""
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        near = difflib.get_close_matches(name, torchvision.models.list_models(), n=3)
+        raise SpecError(f"torchvision has no model {name!r}" + (f"; did you mean {', '.join(near)}?" if near else ""))
+    try:
+        return torchvision.models.get_model(name, weights=None, **build_kwargs)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"torchvision:{name} cannot take {build_kwargs}: {e}") from None
 
 
 def _spec_from(module: Any, source: str, build_kwargs: dict) -> dict:

@@ -2,12 +2,18 @@
 
 Shapes come from one forward pass on the ``meta`` device: the graph is compiled with its
 modules made on ``meta`` (no memory, no arithmetic) and run node by node in eval mode (so
-ops like ghost batch norm take any batch size). FLOPs count
-convolutions and linear layers only, as 2 × multiply-accumulates, for the batch as given.
+ops like ghost batch norm take any batch size).
+
+The cost is counted in multiply-adds (a multiply and an add are one), for the batch as given,
+of convolutions (grouped ones included) and linear layers, wherever they sit (inside a
+module op too); pools, norms and activations are not counted. That is the number
+torchvision's model docs call "GFLOPS" (ResNet-18 at 224×224: 1.81 G); FLOPs counting the
+multiply and the add apart are twice it (``Row.flops``, ``Summary.total_flops``).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -25,13 +31,18 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Row:
-    """One node: its output ``shape`` (None if not a tensor), ``params`` and ``flops``."""
+    """One node: its output ``shape`` (None if not a tensor), ``params`` and ``macs`` (multiply-adds)."""
 
     path: str
     op: str
     shape: Shape | None
     params: int
-    flops: int
+    macs: int
+
+    @property
+    def flops(self) -> int:
+        """FLOPs counting a multiply and an add apart: 2 × ``macs``."""
+        return 2 * self.macs
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,12 @@ class Summary:
         return sum(r.params for r in self.rows)
 
     @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
     def total_flops(self) -> int:
-        return sum(r.flops for r in self.rows)
+        return 2 * self.total_macs
 
     @property
     def shapes(self) -> dict[str, Shape | None]:
@@ -55,11 +70,11 @@ class Summary:
         return {**self.input_shapes, **{r.path: r.shape for r in self.rows}}
 
     def __str__(self) -> str:
-        header = ("node", "op", "output shape", "params", "flops")
+        header = ("node", "op", "output shape", "params", "mult-adds")
         lines = [(name, "input", _shape_str(shape), "", "") for name, shape in self.input_shapes.items()]
         lines += [(r.path, r.op, _shape_str(r.shape), f"{r.params:,}" if r.params else "",
-                   f"{r.flops:,}" if r.flops else "") for r in self.rows]
-        total = ("total", "", "", f"{self.total_params:,}", f"{self.total_flops:,}")
+                   f"{r.macs:,}" if r.macs else "") for r in self.rows]
+        total = ("total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
         widths = [max(len(line[i]) for line in (header, *lines, total)) for i in range(len(header))]
 
         def fmt(line: tuple[str, ...]) -> str:
@@ -68,7 +83,9 @@ class Summary:
             return f"{left}  {right}"
 
         rule = "-" * len(fmt(header))
-        return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total)])
+        note = (f"{self.total_params / 1e6:.2f} M params; {self.total_macs / 1e9:.2f} G mult-adds (a multiply-add "
+                f"counted once, torchvision's 'GFLOPS'), {self.total_flops / 1e9:.2f} GFLOPs counting both")
+        return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total), note])
 
 
 def _shape_str(shape: Shape | None) -> str:
@@ -104,11 +121,20 @@ def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int
     if missing:
         raise ValueError(f"no input shape for graph input(s) {', '.join(missing)}")
     input_shapes = {name: tuple(given[name]) for name in graph.inputs}
+    sinks = [p for p in graph.order if not graph.successors(p)]
     with torch.device("meta"):
-        network = compile(graph).eval()
+        network = compile(graph, outputs=sinks).eval()
+    macs: dict[str, int] = {}
+    hooks = [sub.register_forward_hook(functools.partial(_count, macs, node.path))
+             for node in graph.nodes if get_op(node.op).kind == "module"
+             for sub in network.node_module(node.path).modules() if isinstance(sub, (nn.modules.conv._ConvNd, nn.Linear))]
     recorder = _ShapeRecorder(network)
-    with torch.no_grad():
-        recorder.run(*(torch.empty(shape, device="meta") for shape in input_shapes.values()))
+    try:
+        with torch.no_grad():
+            recorder.run(*(torch.empty(shape, device="meta") for shape in input_shapes.values()))
+    finally:
+        for hook in hooks:
+            hook.remove()
 
     shapes: dict[str, Shape | None] = {**input_shapes, **recorder.shapes}
     rows = []
@@ -118,7 +144,7 @@ def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int
             shapes[node.path] = shapes[node.inputs[0]]
         module = network.node_module(node.path) if kind == "module" else None
         params = sum(p.numel() for p in module.parameters()) if module is not None else 0
-        rows.append(Row(node.path, node.op, shapes[node.path], params, _flops(module, shapes[node.path])))
+        rows.append(Row(node.path, node.op, shapes[node.path], params, macs.get(node.path, 0)))
     return Summary(tuple(rows), input_shapes)
 
 
@@ -135,18 +161,9 @@ def _needed(graph: Graph, outputs: str | Sequence[str] | None) -> Graph:
     return Graph([n for n in graph.nodes if n.path in keep], tuple(i for i in graph.inputs if i in keep))
 
 
-def _flops(module: nn.Module | None, shape: Shape | None) -> int:
-    """2 × multiply-accumulates of a conv or linear layer producing ``shape``; 0 otherwise."""
-    if shape is None:
-        return 0
-    out = 1
-    for d in shape:
-        out *= d
-    if isinstance(module, nn.modules.conv._ConvNd):
-        per_output = module.in_channels // module.groups
-        for k in module.kernel_size:
-            per_output *= k
-        return 2 * out * per_output
-    if isinstance(module, nn.Linear):
-        return 2 * out * module.in_features
-    return 0
+def _count(macs: dict[str, int], path: str, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    """Forward hook: add the multiply-adds of a conv or linear layer that produced ``output`` to ``path``'s count."""
+    per_output = module.in_features if isinstance(module, nn.Linear) else module.in_channels // module.groups
+    for k in getattr(module, "kernel_size", ()):
+        per_output *= k
+    macs[path] = macs.get(path, 0) + output.numel() * per_output

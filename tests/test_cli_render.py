@@ -48,7 +48,8 @@ def test_shapes_summary_width(tmp_path, monkeypatch, capsys):
 def test_summary_command(capsys):
     assert main(["summary", RESNET9]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].split() == ["total", "6,573,120", "758,523,904"]
+    assert lines[-2].split() == ["total", "6,573,120", "379,261,952"]  # multiply-adds
+    assert lines[-1].endswith("0.76 GFLOPs counting both")
 
 
 def test_rewrite_passes_reach_rewrite(monkeypatch, capsys):

@@ -44,11 +44,13 @@ def test_state_dict_round_trip(net, resnet9_spec):
 def test_outputs_single_list_and_dict(net):
     x = torch.randn(2, 3, 32, 32)
     g = net.spec_graph
-    features = graphnet.compile(g, outputs="flatten", modules=net)(x)
+    with pytest.warns(UserWarning, match="no output uses still run: linear, logits"):
+        features = graphnet.compile(g, outputs="flatten", modules=net)(x)
     assert features.shape == (2, 512)
     both = graphnet.compile(g, outputs=["flatten", "logits"], modules=net)(x)
     assert set(both) == {"flatten", "logits"} and torch.allclose(both["flatten"], features)
-    named = graphnet.compile(g, outputs={"f": "flatten"}, modules=net)(x)
+    with pytest.warns(UserWarning, match="no output uses"):
+        named = graphnet.compile(g, outputs={"f": "flatten"}, modules=net)(x)
     assert torch.allclose(named["f"], features)
     with pytest.raises(graphnet.SpecError, match="^nope: output"):
         graphnet.compile(g, outputs="nope")

@@ -12,6 +12,7 @@ WRITES = {
     "02_render.py": {"resnet9.svg", "resnet9.dot"},
     "03_build_and_run.py": {"resnet9.pt"},
     "04_write_a_rule.py": {"rule_before.svg", "rule_after.svg"},
+    "05_torchvision.py": {"resnet18.dot", "resnet18_tricks.dot"},
 }
 
 

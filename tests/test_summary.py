@@ -40,10 +40,11 @@ def test_resnet9_shapes(resnet9_graph):
 def test_table(resnet9_graph):
     text = str(graphnet.summary(resnet9_graph, (1, 3, 32, 32)))
     lines = text.splitlines()
-    assert lines[0].split() == ["node", "op", "output", "shape", "params", "flops"]
+    assert lines[0].split() == ["node", "op", "output", "shape", "params", "mult-adds"]
     assert "layer1/residual/res2/conv" in text and "1×128×16×16" in text
-    assert lines[-1].split() == ["total", "6,573,120", "758,523,904"]
-    assert len({len(line) for line in lines}) == 1  # aligned columns
+    assert lines[-2].split() == ["total", "6,573,120", f"{758_523_904 // 2:,}"]
+    assert "0.38 G mult-adds (a multiply-add counted once" in lines[-1] and "0.76 GFLOPs counting both" in lines[-1]
+    assert len({len(line) for line in lines[:-1]}) == 1  # aligned columns
 
 
 def test_outputs_limits_rows(resnet9_graph):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import sys
 from typing import Any
 
+from ..errors import SpecError
 from ..graph import Graph, build
 from ..spec import load_spec
+
+SPEC_HELP = ("a Python file defining `net` or `build()`, module:attr (a spec or an nn.Module), a JSON spec, "
+             "or torchvision:NAME (a torchvision.models network, traced)")
 
 
 def positive_int(text: str) -> int:
@@ -96,13 +101,37 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
-    """SPEC, ``--width-mult`` and ``--rewrite``: what ``graph_from_args`` reads."""
-    parser.add_argument("spec", metavar="SPEC",
-                        help="a Python file defining `net` or `build()`, module:attr, or a JSON spec")
+    """SPEC, ``--width-mult``, ``--num-classes``, ``--import`` and ``--rewrite``: what ``graph_from_args`` reads."""
+    parser.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     parser.add_argument("--width-mult", type=positive_float, metavar="F",
                         help="passed to the spec's build(width_mult=F)")
+    add_spec_source_arguments(parser)
     parser.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
                         help="apply a rewrite pass to the network (repeatable, applied in order)")
+
+
+def add_spec_source_arguments(parser: argparse.ArgumentParser, num_classes: bool = True) -> None:
+    """``--import MODULE`` (repeatable) and, with ``num_classes``, ``--num-classes N``."""
+    if num_classes:
+        parser.add_argument("--num-classes", type=positive_int, metavar="N",
+                            help="passed to the spec's build(num_classes=N) or the torchvision builder")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, to register the ops a JSON spec or checkpoint uses (repeatable; "
+                             "loading a spec never imports on its own)")
+
+
+def import_modules(args: argparse.Namespace) -> None:
+    """Import the ``--import`` modules; a missing one is a SpecError."""
+    for name in args.imports:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            raise SpecError(f"--import {name}: no module named {e.name!r}") from None
+
+
+def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The build options given on the command line: ``width_mult``, ``num_classes``."""
+    return {k: v for k in ("width_mult", "num_classes") if (v := getattr(args, k, None)) is not None}
 
 
 def graph_from_args(args: argparse.Namespace) -> Graph:
@@ -111,8 +140,8 @@ def graph_from_args(args: argparse.Namespace) -> Graph:
     Passes for the loss or evaluation graph (``label_smoothing``, ``tta_flip``) are skipped
     with a note on stderr.
     """
-    build_kwargs = {} if args.width_mult is None else {"width_mult": args.width_mult}
-    graph = build(load_spec(args.spec, **build_kwargs))
+    import_modules(args)
+    graph = build(load_spec(args.spec, **spec_kwargs(args)))
     if args.rewrite:
         from ..rewrites import NoMatchError, rewrite, split_passes
         passes = split_passes(args.rewrite)

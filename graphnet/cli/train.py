@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .args import parse_rewrite, pass_name, positive_float, positive_int
+from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, pass_name, positive_float,
+                   positive_int)
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 BASELINE_SPEC = SPECS / "resnet9.py"
@@ -25,8 +26,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         description="Train SPEC by a recipe (default: the final bag-of-tricks network and recipe). The recipe's "
                     "passes apply to the net, the loss graph and the eval graph; --rewrite passes replace them.")
     p.add_argument("spec", nargs="?", metavar="SPEC",
-                   help="a Python file defining `net` or `build()`, module:attr, or a JSON spec (default: "
+                   help=f"{SPEC_HELP} (default: "
                         "specs/bag_of_tricks.py for the final net passes, else specs/resnet9.py plus the passes)")
+    add_spec_source_arguments(p)
     p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), metavar="NAME",
                    help=f"one of {', '.join(RECIPES)} (default {DEFAULT})")
     p.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
@@ -54,6 +56,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-subset", type=positive_int, metavar="N", help="evaluate N test images (default: as trained)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--batch-size", type=positive_int, default=512, metavar="B", help="evaluation batch size")
+    add_spec_source_arguments(p, num_classes=False)
     p.set_defaults(run=run_eval)
 
     p = subparsers.add_parser(
@@ -123,11 +126,12 @@ def _out(args: argparse.Namespace, command: str) -> Path:
     return args.out or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{command}"
 
 
-def _build(spec: Path | str, width_mult: float | None):
+def _build(spec: Path | str, width_mult: float | None, num_classes: int | None = None):
     from ..graph import build
     from ..spec import load_spec
 
-    return build(load_spec(spec, **({} if width_mult is None else {"width_mult": width_mult})))
+    kwargs = {k: v for k, v in (("width_mult", width_mult), ("num_classes", num_classes)) if v is not None}
+    return build(load_spec(spec, **kwargs))
 
 
 def _width(args: argparse.Namespace) -> str:
@@ -187,7 +191,9 @@ def setup_from_args(args: argparse.Namespace, config: dict[str, Any]):
     recipe = resolve_recipe(args)
     passes = resolve_passes(args, recipe)
     if args.spec:
-        return make_setup(_build(args.spec, args.width_mult), recipe, passes, args.spec + _width(args), **config)
+        import_modules(args)
+        net = _build(args.spec, args.width_mult, args.num_classes)
+        return make_setup(net, recipe, passes, args.spec + _width(args), **config)
     in_spec = split_passes(passes)["net"] == split_passes(get_recipe(DEFAULT).passes)["net"]
     spec = FINAL_SPEC if in_spec else BASELINE_SPEC
     return make_setup(_build(spec, args.width_mult), recipe, passes, f"specs/{spec.name}{_width(args)}",
@@ -219,6 +225,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..data import Dataset, DeviceData
     from ..train import TrainError, evaluate, load_checkpoint, loss_and_correct, rebuild, resolve_device
 
+    import_modules(args)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
         device = resolve_device(args.device)

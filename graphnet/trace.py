@@ -1,0 +1,417 @@
+"""``from_module(module) -> Graph``: any PyTorch network as an editable spec.
+
+``torch.fx`` traces the module symbolically and each call becomes a node:
+
+- Paths follow the module's own names: a leaf module's node sits at its qualified name
+  (``layer1.0.conv1`` -> ``layer1/0/conv1``), a function call (``x + y``, ``torch.cat``) in
+  the namespace of the module whose ``forward`` makes it, named for its op
+  (``layer1/0/add``). A module called twice (torchvision's ``BasicBlock.relu``) gives a second
+  node ``relu_1``; one with weights called twice is refused (graphnet nodes own their weights).
+- Common leaves and calls become graphnet's own ops (``MODULES``, ``FUNCTIONS``).
+- Any other leaf module becomes the op of its class (``ops.register_class``) when its
+  constructor params can be read back from its attributes and rebuild it (the same repr and
+  the same state_dict keys and shapes); else an ``instance`` node that holds the module
+  itself, which compiles, runs and renders but does not go to JSON.
+- A call graphnet has no op for (``x.permute(...)``, a parameter read in ``forward``, a
+  ``forward`` fx cannot trace) makes the module whose ``forward`` makes it a leaf, and the
+  trace is repeated; at the top module it is a SpecError.
+
+So ``compile(from_module(m))`` has ``m``'s state_dict keys and, loaded with ``m.state_dict()``,
+computes what ``m`` computes. Python control flow (``if self.training``) is fixed at trace time,
+as in any fx trace; ``F.dropout(x, p, training=...)`` becomes a ``dropout`` node, which
+follows the network's train/eval mode.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import operator
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .errors import ParamError, SpecError
+from .graph import Graph, Node
+from .ops import Held, get_op, register_class
+from .spec import SEP, is_plain, join
+
+# -- leaf modules -> (op, params) ------------------------------------------------------------
+
+
+def _one(value: Any) -> Any:
+    """``(3, 3)`` -> ``3``; other values (lists as tuples) unchanged."""
+    if isinstance(value, (tuple, list)):
+        value = tuple(value)
+        return value[0] if value and all(v == value[0] for v in value) else value
+    return value
+
+
+def _conv(m: nn.Conv2d) -> dict | None:
+    if m.padding_mode != "zeros":
+        return None
+    k, d = m.kernel_size, m.dilation
+    same = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
+    padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+    return {"c_in": m.in_channels, "c_out": m.out_channels, "kernel_size": _one(k), "stride": _one(m.stride),
+            "padding": None if padding == same else _one(padding), "dilation": _one(d), "groups": m.groups,
+            "bias": m.bias is not None}
+
+
+def _pool(m: nn.Module, *names: str) -> dict:
+    params = {name: _one(getattr(m, name)) for name in names}
+    if "stride" in params and params["stride"] == params["kernel_size"]:
+        params["stride"] = None  # the op's default: the kernel size
+    return params
+
+
+MODULES: dict[type, tuple[str, Callable[[Any], dict | None]]] = {
+    nn.Conv2d: ("conv", _conv),
+    nn.BatchNorm2d: ("batch_norm", lambda m: {"c": m.num_features, "eps": m.eps, "momentum": m.momentum,
+                                              "affine": m.affine, "track_running_stats": m.track_running_stats}),
+    nn.Linear: ("linear", lambda m: {"c_in": m.in_features, "c_out": m.out_features, "bias": m.bias is not None}),
+    nn.ReLU: ("relu", lambda m: {}),
+    nn.ReLU6: ("relu6", lambda m: {}),
+    nn.SiLU: ("silu", lambda m: {}),
+    nn.Sigmoid: ("sigmoid", lambda m: {}),
+    nn.Tanh: ("tanh", lambda m: {}),
+    nn.Hardswish: ("hardswish", lambda m: {}),
+    nn.Hardsigmoid: ("hardsigmoid", lambda m: {}),
+    nn.GELU: ("gelu", lambda m: {"approximate": m.approximate}),
+    nn.CELU: ("celu", lambda m: {"alpha": m.alpha}),
+    nn.Identity: ("identity", lambda m: {}),
+    nn.Dropout: ("dropout", lambda m: {"p": m.p}),
+    nn.Flatten: ("flatten", lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}),
+    nn.MaxPool2d: ("max_pool", lambda m: None if m.return_indices else
+                   _pool(m, "kernel_size", "stride", "padding", "dilation", "ceil_mode")),
+    nn.AvgPool2d: ("avg_pool", lambda m: None if m.divisor_override else
+                   _pool(m, "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")),
+    nn.AdaptiveAvgPool2d: ("adaptive_avg_pool", lambda m: _pool(m, "output_size")),
+    nn.AdaptiveMaxPool2d: ("adaptive_max_pool", lambda m: None if m.return_indices else _pool(m, "output_size")),
+}
+
+# -- calls -> (op, params) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """How a function or method call maps to an op: the callee's parameters in order
+    (``name`` or ``name=default``), which of them are tensor inputs, which are dropped."""
+
+    op: str
+    params: tuple[str, ...]
+    inputs: tuple[str, ...] = ("input",)
+    dropped: tuple[str, ...] = ("inplace", "training")  # inplace changes nothing; dropout follows the mode
+
+
+def _call(op: str, *params: str, inputs: tuple[str, ...] = ("input",)) -> Call:
+    return Call(op, ("input", *params) if inputs == ("input",) else params, inputs)
+
+
+_ACT = ("inplace=False",)
+FUNCTIONS: dict[Any, Call] = {}
+for _targets, _spec in [
+    ((F.relu, torch.relu, "relu"), _call("relu", *_ACT)),
+    ((F.relu6,), _call("relu6", *_ACT)),
+    ((F.silu,), _call("silu", *_ACT)),
+    ((F.hardswish,), _call("hardswish", *_ACT)),
+    ((F.hardsigmoid,), _call("hardsigmoid", *_ACT)),
+    ((torch.sigmoid, F.sigmoid, "sigmoid"), _call("sigmoid")),
+    ((torch.tanh, "tanh"), _call("tanh")),
+    ((F.gelu,), _call("gelu", "approximate='none'")),
+    ((F.max_pool2d,), _call("max_pool", "kernel_size", "stride=None", "padding=0", "dilation=1", "ceil_mode=False",
+                            "return_indices=False")),
+    ((F.avg_pool2d,), _call("avg_pool", "kernel_size", "stride=None", "padding=0", "ceil_mode=False",
+                            "count_include_pad=True", "divisor_override=None")),
+    ((F.adaptive_avg_pool2d,), _call("adaptive_avg_pool", "output_size")),
+    ((F.adaptive_max_pool2d,), _call("adaptive_max_pool", "output_size", "return_indices=False")),
+    ((torch.flatten, "flatten"), _call("flatten", "start_dim=0", "end_dim=-1")),
+    ((torch.mean, "mean"), _call("mean", "dim=None", "keepdim=False")),
+    ((F.dropout,), _call("dropout", "p=0.5", "training=True", "inplace=False")),
+    ((operator.add, operator.iadd, torch.add, "add", "add_"),
+     _call("add", "input", "other", "alpha=1", inputs=("input", "other"))),
+    ((operator.mul, operator.imul, torch.mul, "mul", "mul_"),
+     _call("product", "input", "other", inputs=("input", "other"))),
+    ((torch.cat, torch.concat), _call("concat", "tensors", "dim=0", inputs=("tensors",))),
+]:
+    FUNCTIONS.update(dict.fromkeys(_targets, _spec))
+
+
+def _bind(call: Call, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """The callee's arguments by name, defaults filled in; None if they do not fit ``call``."""
+    names = [p.partition("=")[0] for p in call.params]
+    if len(args) > len(names) or set(kwargs) - set(names):
+        return None
+    values = {**dict(zip(names, args)), **kwargs}
+    for p in call.params:
+        name, eq, default = p.partition("=")
+        if name not in values:
+            if not eq:
+                return None
+            values[name] = ast.literal_eval(default)
+    return values
+
+
+def _call_node(call: Call, values: dict[str, Any], names: dict[fx.Node, str]) -> tuple[str, dict, list[str]] | None:
+    """``(op, params, inputs)`` of a call, or None if graphnet cannot say it."""
+    op, inputs, params = call.op, [], {}
+    for name, value in values.items():
+        if name in call.inputs:
+            tensors = value if isinstance(value, (list, tuple)) and name == "tensors" else [value]
+            inputs += tensors
+        elif name not in call.dropped:
+            params[name] = tuple(value) if isinstance(value, list) else value
+    if op == "product":  # x * y is a product; x * 0.5 scales by a constant
+        nodes = [i for i in inputs if isinstance(i, fx.Node)]
+        numbers = [i for i in inputs if isinstance(i, (int, float)) and not isinstance(i, bool)]
+        if len(nodes) == len(numbers) == 1:
+            op, params, inputs = "mul", {"weight": numbers[0]}, nodes
+    if params.pop("alpha", 1) != 1 or not all(isinstance(i, fx.Node) and i in names for i in inputs):
+        return None
+    fitted = _fitted(op, params)
+    return None if fitted is None else (op, fitted, [names[i] for i in inputs])
+
+
+def _fitted(op_name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` for ``op_name``: its own defaults left out, a callee's param the op lacks dropped where it
+    is None or False (unused); None if what is left does not bind."""
+    op = get_op(op_name)
+    signature = op.signature.parameters
+    out = {}
+    for name, value in params.items():
+        if name not in signature:
+            if value is None or value is False:
+                continue
+            return None
+        if value != signature[name].default:
+            out[name] = value
+    try:
+        op.bind(out)
+    except ParamError:
+        return None
+    return out
+
+
+# -- other leaf modules: their class's op, or the instance -------------------------------------
+
+
+def _class_params(m: nn.Module) -> dict[str, Any] | None:
+    """Constructor params of ``m`` read back from its attributes, if they rebuild it; else None."""
+    cls = type(m)
+    if cls.__init__ is nn.Module.__init__:
+        signature = inspect.Signature()
+    else:
+        try:
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):
+            return None
+    params = {}
+    for name, p in signature.parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = getattr(m, name, p.default)
+        value = tuple(value) if isinstance(value, list) else value
+        if not is_plain(value):
+            if p.default is p.empty:
+                return None
+            value = p.default
+        if value is p.empty:
+            return None
+        if value != p.default:
+            params[name] = value
+    try:
+        rebuilt = cls(**params)
+    except Exception:  # noqa: BLE001 - a constructor that does not take its attributes back
+        return None
+    same_state = {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
+    return params if same_state and repr(rebuilt) == repr(m) else None
+
+
+def _module_node(m: nn.Module) -> tuple[str, dict]:
+    """``(op, params)`` of a leaf module: a graphnet op, its class's op, or an ``instance``."""
+    if type(m) in MODULES:
+        op, read = MODULES[type(m)]
+        params = read(m)
+        params = None if params is None else _fitted(op, params)
+        if params is not None:
+            return op, params
+    params = _class_params(m)
+    if params is not None:
+        op = register_class(type(m))
+        try:
+            op.bind(params)
+            return op.name, params
+        except ParamError:
+            pass
+    return "instance", {"module": Held(m)}
+
+
+# -- tracing ------------------------------------------------------------------------------------
+
+
+class _Tracer(fx.Tracer):
+    """fx's tracer, with graphnet's leaf modules and the modules found untraceable as leaves."""
+
+    def __init__(self, leaves: set[str]):
+        super().__init__()
+        self.leaves = leaves
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if qualname in self.leaves or type(m) in MODULES:
+            return True
+        if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            return False
+        return super().is_leaf_module(m, qualname)
+
+
+class _Untraceable(Exception):
+    """The calls made in these modules' forwards have no graphnet op: make the modules leaves."""
+
+    def __init__(self, modules: set[str], why: str):
+        super().__init__(why)
+        self.modules = modules
+        self.why = why
+
+
+def _caller(node: fx.Node, exclude: str | None = None) -> str:
+    """The qualified name of the innermost module whose forward made ``node`` ('' for the top)."""
+    stack = [v[0] if isinstance(v, tuple) else v for v in node.meta.get("nn_module_stack", {}).values()]
+    stack = [s for s in stack if s != exclude]
+    return stack[-1] if stack else ""
+
+
+def _describe(node: fx.Node) -> str:
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return {"call_method": f"the method .{target}()", "get_attr": f"the attribute {target}"}.get(
+        node.op, f"the call {target}()")
+
+
+def _after_untraceable(node: fx.Node, names: dict[fx.Node, str | None]) -> bool:
+    """Whether ``node`` reads a value that has no node (so only its cause is reported); it then has none either."""
+    if any(names.get(a, "") is None for a in node.all_input_nodes):
+        names[node] = None
+        return True
+    return False
+
+
+def _convert(root: nn.Module, code: fx.Graph) -> Graph:
+    """The Graph of a traced module; raises _Untraceable naming the modules to make leaves."""
+    taken = {name.replace(".", SEP) for name, _ in root.named_modules() if name}
+    names: dict[fx.Node, str | None] = {}  # None: the value of a call with no node
+    nodes: list[Node] = []
+    untraceable: dict[str, str] = {}
+    called: dict[str, int] = {}
+    placeholders = [n for n in code.nodes if n.op == "placeholder"]
+    inputs = ("input",) if len(placeholders) == 1 else tuple(n.target for n in placeholders)
+
+    def unique(path: str, own: bool) -> str:
+        candidate, k = path, 0
+        while (candidate in taken and not own) or candidate in called:
+            k, own = k + 1, False
+            candidate = f"{path}_{k}"
+        called[candidate] = 1
+        return candidate
+
+    for n in code.nodes:
+        if n.op == "placeholder":
+            names[n] = inputs[placeholders.index(n)]
+        elif n.op == "get_attr":
+            untraceable.setdefault(n.target.rpartition(".")[0], _describe(n))
+            names[n] = None
+        elif n.op == "call_module":
+            m = root.get_submodule(n.target)
+            if _after_untraceable(n, names):
+                continue
+            if n.kwargs or not all(isinstance(a, fx.Node) for a in n.args):
+                untraceable.setdefault(_caller(n, exclude=n.target), f"a call of {n.target} with non-tensor args")
+                names[n] = None
+                continue
+            path = n.target.replace(".", SEP)
+            if path in called and (next(m.parameters(), None) is not None or next(m.buffers(), None) is not None):
+                raise SpecError(f"from_module: module {n.target} has weights and is called twice; graphnet "
+                                "nodes own their weights", path)
+            op, params = _module_node(m)
+            path = unique(path, own=True)
+            names[n] = path
+            nodes.append(Node(path, op, MappingProxyType(params), tuple(names[a] for a in n.args), MappingProxyType({})))
+        elif n.op in ("call_function", "call_method"):
+            if _after_untraceable(n, names):
+                continue
+            call = FUNCTIONS.get(n.target)
+            values = _bind(call, n.args, dict(n.kwargs)) if call is not None else None
+            made = _call_node(call, values, names) if values is not None else None
+            if made is None:
+                untraceable.setdefault(_caller(n), _describe(n))
+                names[n] = None
+                continue
+            op, params, refs = made
+            path = unique(join(_caller(n).replace(".", SEP), op), own=False)
+            names[n] = path
+            nodes.append(Node(path, op, MappingProxyType(params), tuple(refs), MappingProxyType({})))
+        elif n.op == "output":
+            if untraceable:
+                break
+            if not isinstance(n.args[0], fx.Node) or n.args[0] not in names:
+                raise SpecError(f"from_module: {type(root).__name__}.forward returns {type(n.args[0]).__name__}, "
+                                "not one tensor; a graph has one output (wrap the module to pick one)")
+            if not nodes or names[n.args[0]] != nodes[-1].path:
+                raise SpecError(f"from_module: {type(root).__name__}.forward returns a value computed before "
+                                "its last call", names[n.args[0]])
+    if untraceable:
+        raise _Untraceable(set(untraceable), "; ".join(f"{k or 'the top module'}: {v}" for k, v in untraceable.items()))
+    return Graph(nodes, inputs)
+
+
+def from_module(module: nn.Module, example_input: torch.Tensor | None = None) -> Graph:
+    """The Graph of ``module``, traced with torch.fx; see the module doc for how calls become nodes.
+
+    ``compile(graph)`` loaded with ``module.state_dict()`` computes what ``module`` does. With
+    ``example_input``, that is checked in eval mode on it (SpecError if the outputs differ).
+    """
+    leaves: set[str] = set()
+    while True:
+        tracer = _Tracer(leaves)
+        try:
+            code = tracer.trace(module)
+        except Exception as e:  # noqa: BLE001 - an untraceable forward: make the module that runs it a leaf
+            stack = [v[0] if isinstance(v, tuple) else v for v in tracer.module_stack.values()]
+            failing = stack[-1] if stack else ""
+            if not failing or failing in leaves:
+                raise SpecError(f"from_module: torch.fx cannot trace {type(module).__name__}.forward: "
+                                f"{type(e).__name__}: {e}") from e
+            leaves.add(failing)
+            continue
+        try:
+            graph = _convert(module, code)
+            break
+        except _Untraceable as u:
+            if "" in u.modules or u.modules <= leaves:
+                raise SpecError(f"from_module: graphnet has no op for {u.why}; torch.fx traced "
+                                f"{type(module).__name__}.forward into calls that no module can hold") from None
+            leaves |= u.modules
+    if example_input is not None:
+        _check(module, graph, example_input)
+    return graph
+
+
+def _check(module: nn.Module, graph: Graph, example_input: torch.Tensor) -> None:
+    from .compile import compile  # compile sits beside this module; needed only for the check
+
+    net = compile(graph)
+    net.load_state_dict(module.state_dict())
+    was_training = module.training
+    module.eval()
+    net.eval()
+    try:
+        with torch.no_grad():
+            want, got = module(example_input), net(example_input)
+    finally:
+        module.train(was_training)
+    diff = (want - got).abs().max().item()
+    if diff > 1e-4 * max(1.0, want.abs().max().item()):
+        raise SpecError(f"from_module: the traced graph differs from {type(module).__name__} by {diff:g} on the "
+                        "example input")
