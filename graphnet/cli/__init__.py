@@ -34,7 +34,8 @@ class _Version(argparse.Action):
         from ..train.provenance import git_commit, graphnet_version
 
         commit = git_commit()
-        parser.exit(message=f"graphnet {graphnet_version()}" + (f" (git {commit})" if commit else "") + "\n")
+        print(f"graphnet {graphnet_version()}" + (f" (git {commit})" if commit else ""))
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:

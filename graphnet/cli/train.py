@@ -115,10 +115,9 @@ def load_data(source: str, subset: int | None, test_subset: int | None):
     dataset = load_dataset(source)
     seconds = time.perf_counter() - start
     full = len(dataset.train_images), len(dataset.test_images)
-    for name, n, size in (("--subset", subset, full[0]), ("--test-subset", test_subset, full[1])):
+    for name, n, size, split in (("--subset", subset, full[0], "train"), ("--test-subset", test_subset, full[1], "test")):
         if n is not None and n > size:
-            raise DataError(f"{name} {n} is more than the {size} images of the {name[2:].split('-')[0]} split "
-                            f"of {source}")
+            raise DataError(f"{name} {n} is more than the {size} images of the {split} split of {source}")
     if subset is not None and test_subset is None:
         test_subset = min(full[1], max(1, round(subset * full[1] / full[0])))
     if subset is not None or test_subset is not None:

@@ -74,7 +74,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+        if "Unsupported global" in str(e):  # the weights-only unpickler refused a class or function
             raise CheckpointError(f"checkpoint {path} holds objects that need code to load; graphnet loads "
                                   f"plain data only") from None
         raise CheckpointError(f"{path} is not a graphnet checkpoint: {first}") from None

@@ -35,8 +35,8 @@ from .schedule import PiecewiseLinear
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see: a class-balanced sample
-WHITEN_SEED = 0  # the sample is the same for every run, as Page's (fitted once on the first 10,000 of shuffled data)
+WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see (whitening_sample)
+WHITEN_SEED = 0
 WARMUP_STEPS = 3
 
 
@@ -149,6 +149,13 @@ def check_data(recipe: Recipe, dataset: Dataset) -> None:
         raise TrainError(f"cutout {recipe.cutout} is larger than the {height}x{width} images")
     if len(dataset.test_images) == 0:
         raise TrainError("the test set is empty")
+
+
+def whitening_sample(dataset: Dataset) -> Dataset:
+    """The training images the data initialisers (input whitening) see: a seeded class-balanced
+    sample of WHITEN_IMAGES (all, if fewer), the same for every run. Not the first images: a
+    data set sorted by class (an ImageFolder) would give one or two classes."""
+    return dataset.subset(train=min(WHITEN_IMAGES, len(dataset.train_images)), test=0, seed=WHITEN_SEED)
 
 
 @dataclass
@@ -278,12 +285,8 @@ class Trainer:
         return network
 
     def _whiten_images(self) -> torch.Tensor:
-        """A seeded class-balanced sample of WHITEN_IMAGES training images (all, if fewer),
-        normalised, unpadded, on the device. (The data set may be sorted by class: its first
-        images would be one or two classes.)"""
-        d = self.dataset
-        sample = d.subset(train=min(WHITEN_IMAGES, len(d.train_images)), test=0, seed=WHITEN_SEED)
-        return DeviceData(sample, self.device, pad=0).train_images
+        """:func:`whitening_sample`'s images, normalised, unpadded, on the device."""
+        return DeviceData(whitening_sample(self.dataset), self.device, pad=0).train_images
 
     def _warm_up(self) -> None:
         """Run the train and eval shapes on random data (cuDNN autotuning, torch.compile)."""
