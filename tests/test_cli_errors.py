@@ -211,3 +211,32 @@ def test_damaged_decode_cache_is_rebuilt(archive, tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert f"the decode cache entry {entry} is damaged" in err and "decoding" in err
     assert torch.equal(first.train_images, again.train_images)
+
+
+def test_an_interrupted_run_says_so_in_its_log(archive, tmp_path, monkeypatch, capsys):  # noqa: F811
+    from graphnet.train import Trainer
+
+    def interrupt(self, seed, on_epoch=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "run", interrupt)
+    assert main(["train", "--data", str(archive), "--subset", "64", *SMALL, "--out", str(tmp_path)]) == 130
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["status"] == "interrupted" and "KeyboardInterrupt" in log["reason"]
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_files_are_replaced_atomically(tmp_path):
+    from graphnet.train.log import _write_atomically, write_json
+
+    path = tmp_path / "log.json"
+    write_json({"status": "done"}, path)
+
+    def half_then_fail(tmp):
+        tmp.write_text('{"stat')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _write_atomically(path, half_then_fail)
+    assert json.loads(path.read_text()) == {"status": "done"}  # the old file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["log.json"]  # no temporary left
