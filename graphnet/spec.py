@@ -201,8 +201,8 @@ def from_json(text: str) -> dict:
 def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
     """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, or JSON.
 
-    A Python file runs as a script would, with its folder importable (``specs/bag_of_tricks.py``
-    imports ``resnet9``); a JSON file never executes code. Every failure is a SpecError naming
+    A Python file runs as a script would, with its folder importable (a spec file may import
+    its neighbours); a JSON file never executes code. Every failure is a SpecError naming
     the source (and, for code that raises, the file and line).
     """
     source = str(source)

@@ -1,5 +1,5 @@
-"""``pip install`` of the built wheel (not editable) gives a working ``graphnet train`` and
-``graphnet render`` outside the source tree, with every package file in the wheel.
+"""``pip install`` of the built wheel (not editable) gives a working ``graphnet train``,
+``graphnet ablate`` and ``graphnet render`` outside the source tree, with every package file in the wheel.
 
 The wheel is built offline from a copy of the sources, then installed into a fresh virtual
 environment whose only link to the test's environment is a ``.pth`` line naming its
@@ -68,5 +68,8 @@ def test_installed_wheel_trains_and_renders_outside_the_repo(wheel, archive, tmp
                "--batch-size", "32", "--device", "cpu", "--out", "run"], cwd=work, env=env)
     assert "graphnet.zoo.resnet9:build" in out and "final test acc" in out
     assert (work / "run" / "checkpoint.pt").is_file()
+    out = run([graphnet, "ablate", "--steps", "tta", "--data", str(archive), "--subset", "64", "--epochs-scale", "0.1",
+               "--width-mult", "0.125", "--batch-size", "32", "--device", "cpu", "--out", "ablate"], cwd=work, env=env)
+    assert (work / "ablate" / "ablate.json").is_file()
     run([graphnet, "render", "graphnet.zoo.resnet9:build", "--rewrite", "celu", "-o", "net.dot"], cwd=work, env=env)
     assert "layer1" in (work / "net.dot").read_text()

@@ -38,8 +38,15 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line too (the usage of ``graphnet train`` alone is a screenful); exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="graphnet", description="Declarative graph networks and the bag of tricks.")
+    p = _Parser(prog="graphnet", description="Declarative graph networks and the bag of tricks.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
