@@ -107,3 +107,22 @@ def test_provenance_is_plain_data():
     assert set(p) == {"graphnet", "git_commit", "torch", "cuda", "cudnn", "device", "device_name", "precision",
                       "command"}
     assert p["command"] == "graphnet train" and p["device"] == "cpu"
+
+
+def test_progress_bar_within_an_epoch_only_when_asked_or_a_terminal():
+    import io
+
+    from graphnet.train.log import Progress
+
+    stream = io.StringIO()
+    bar = Progress("epoch 1/2", 3, stream, enabled=True)
+    for _ in range(3):
+        bar.update()
+    bar.close()
+    assert "epoch 1/2" in stream.getvalue() and "/3 [" in stream.getvalue()  # tqdm: label, steps of the epoch
+    assert stream.getvalue().endswith("\r")  # erased, so the epoch's row prints on a clean line
+    quiet = io.StringIO()  # not a terminal: no bar, so logs stay clean
+    bar = Progress("epoch 1/2", 3, quiet)
+    bar.update()
+    bar.close()
+    assert quiet.getvalue() == ""
