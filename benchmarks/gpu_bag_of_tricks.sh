@@ -1,45 +1,100 @@
 #!/usr/bin/env bash
-# The bag of tricks on one CUDA GPU with no network: the final recipe (RUNS runs), then the baseline (one run).
+# The bag of tricks on one CUDA GPU, offline, in independent stages that fit 7 minutes on an H100.
 #
-#   PYTHONPATH=. benchmarks/gpu_bag_of_tricks.sh DATA_ARCHIVE OUT_DIR
+#   PYTHONPATH=. benchmarks/gpu_bag_of_tricks.sh OUT_DIR
 #
-# Run from the repository root. DATA_ARCHIVE is CIFAR-10 as an ImageFolder .tar.gz
-# (train/<class>/*, test/<class>/*), or a folder holding torchvision's cifar-10-batches-py;
-# it is decoded once into GRAPHNET_CACHE (default: a temporary folder, removed at the end).
-# Prints each run's table and the final recipe's summary (mean, min, max, std of accuracy and
-# time); OUT_DIR gets the printed output (final.txt, baseline.txt, final_fp16.txt, gpu.txt) and
-# each run's logs, curves and checkpoint. Sized for one H100 within 10 minutes: RUNS=3 final
-# runs of 10 epochs, one baseline run of 24, and (unless PRECISION is set) one final run in fp16. Environment: PYTHON (default python3), RUNS (3),
-# PRECISION (bf16; or fp16, fp32), EXTRA (more `graphnet train` options, e.g. --compile).
-set -euo pipefail
-if [ $# -ne 2 ]; then
-    echo "usage: PYTHONPATH=. $0 DATA_ARCHIVE OUT_DIR" >&2
+# Run from the repository root, from source (PYTHONPATH=.; no install, no pydot needed). The data
+# is .data/cifar10-jpeg.tar.gz (git-ignored, so it travels with the working tree; DATA overrides),
+# decoded once into the cache .data/cache (GRAPHNET_CACHE overrides) that every stage reads.
+#
+# Stages, each on its own under `timeout` (one failing does not stop the others; none starts with
+# less than 20 s of the total budget left): env (GPU, driver, torch/CUDA/cuDNN), decode, smoke (1
+# epoch), the final recipe RUNS times in bf16 with channels_last and each ghost-BN method, and
+# contiguous, then one fp16 final run and one baseline run.
+#
+# OUT_DIR gets small text files: env.txt, <stage>.txt (each run's table), stages.tsv (stage, exit
+# status, seconds), summary.txt (per run: prep time, train time, mean epoch time, final TTA
+# accuracy, images/s; per stage mean/min/max), and runs.tar.gz (every run's log.json, log.tsv,
+# curves.png; no checkpoints; under 16 MB).
+#
+# Environment: PYTHON (default python3), RUNS (3), BUDGET_S (total seconds, 400), EXTRA (more
+# `graphnet train` options, e.g. --compile), TINY=1 (check the script end to end on the CPU:
+# fp32, 256 images, width x0.125, 1 epoch, 2 runs; the stage names keep their GPU meaning).
+set -uo pipefail
+if [ $# -ne 1 ]; then
+    echo "usage: PYTHONPATH=. $0 OUT_DIR" >&2
     exit 2
 fi
-data=$1
-out=$2
+out=$1
+mkdir -p "$out" || exit 1
+out=$(cd "$out" && pwd)
 python=${PYTHON:-python3}
-if [ -z "${GRAPHNET_CACHE:-}" ]; then
-    GRAPHNET_CACHE=$(mktemp -d)
-    trap 'rm -rf "$GRAPHNET_CACHE"' EXIT
+data=${DATA:-.data/cifar10-jpeg.tar.gz}
+export GRAPHNET_CACHE=${GRAPHNET_CACHE:-$PWD/.data/cache}
+budget=${BUDGET_S:-400}
+runs=${RUNS:-3}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ "${TINY:-}" = 1 ]; then
+    device=cpu; bf16=fp32; fp16=fp32; runs=${RUNS:-2}
+    # shellcheck disable=SC2206
+    size=(--subset 256 --test-subset 100 --width-mult 0.125 --batch-size 32 --epochs 1)
+    baseline_size=("${size[@]}")
+else
+    device=cuda; bf16=bf16; fp16=fp16
+    size=(); baseline_size=()
 fi
-export GRAPHNET_CACHE
-mkdir -p "$out"
-
-{
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-    "$python" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda,
-torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
-} | tee "$out/gpu.txt"
-
 # shellcheck disable=SC2206  # EXTRA is split into options on purpose
-common=(--data "$data" --device cuda --precision "${PRECISION:-bf16}" ${EXTRA:-})
+common=(--data "$data" --device "$device" ${EXTRA:-})
+train=("$python" -m graphnet.cli train)
+
+printf 'stage\tstatus\tseconds\n' > "$out/stages.tsv"
 start=$SECONDS
-"$python" -m graphnet.cli train "${common[@]}" --runs "${RUNS:-3}" --out "$out/final" 2>&1 | tee "$out/final.txt"
-"$python" -m graphnet.cli train "${common[@]}" --recipe baseline --out "$out/baseline" 2>&1 | tee "$out/baseline.txt"
-# one final-recipe run in Page's fp16 (batch norms in fp32) beside the bf16 runs, to pick the default by measurement
-if [ -z "${PRECISION:-}" ]; then
-    "$python" -m graphnet.cli train --data "$data" --device cuda --precision fp16 ${EXTRA:-} --out "$out/final_fp16" \
-        2>&1 | tee "$out/final_fp16.txt"
+
+# stage NAME LIMIT_S COMMAND...: run COMMAND under timeout, output to OUT_DIR/NAME.txt and the terminal
+stage() {
+    local name=$1 limit=$2 left status began
+    shift 2
+    left=$((budget - (SECONDS - start)))
+    if [ "$left" -lt 20 ]; then
+        echo "== $name: skipped, ${left} s of the ${budget} s budget left" | tee "$out/$name.txt"
+        printf '%s\tskipped\t0\n' "$name" >> "$out/stages.tsv"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    echo "== $name (at most $limit s)"
+    began=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" > "$out/$name.txt" 2>&1
+    status=$?
+    tail -n 4 "$out/$name.txt"
+    [ "$status" -eq 124 ] && echo "== $name: timed out after $limit s" | tee -a "$out/$name.txt"
+    printf '%s\t%s\t%s\n' "$name" "$status" "$((SECONDS - began))" >> "$out/stages.tsv"
+}
+
+stage env 60 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+\"$python\" -m graphnet.cli --version
+\"$python\" -c \"import torch, platform; print('python', platform.python_version(), '| torch', torch.__version__,
+'| CUDA', torch.version.cuda, '| cuDNN', torch.backends.cudnn.version(), '|',
+torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')\""
+stage decode 120 "$python" -c "import sys, time; from graphnet.data import load_dataset
+t = time.perf_counter(); d = load_dataset(sys.argv[1], progress=False)
+print(d, f'loaded in {time.perf_counter() - t:.1f} s')" "$data"
+stage smoke 60 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --epochs 1 --out "$work/smoke"
+stage final_bf16_cl_reshape 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
+    --channels-last --ghost-bn-method reshape --out "$work/final_bf16_cl_reshape"
+stage final_bf16_contiguous 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
+    --no-channels-last --ghost-bn-method reshape --out "$work/final_bf16_contiguous"
+stage final_bf16_cl_view 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
+    --channels-last --ghost-bn-method view --out "$work/final_bf16_cl_view"
+stage final_fp16 50 "${train[@]}" "${common[@]}" --precision "$fp16" "${size[@]}" --out "$work/final_fp16"
+stage baseline 120 "${train[@]}" "${common[@]}" --precision "$bf16" "${baseline_size[@]}" --recipe baseline \
+    --out "$work/baseline"
+
+"$python" benchmarks/summarise_runs.py "$work" | tee "$out/summary.txt"
+tar -czf "$out/runs.tar.gz" -C "$work" --exclude checkpoint.pt .
+if [ "$(stat -c %s "$out/runs.tar.gz")" -ge 16000000 ]; then  # keep it small: logs only
+    tar -czf "$out/runs.tar.gz" -C "$work" --exclude checkpoint.pt --exclude curves.png .
 fi
-echo "gpu_bag_of_tricks: done in $((SECONDS - start)) s; logs in $out"
+echo "gpu_bag_of_tricks: done in $((SECONDS - start)) s; results in $out"
+cat "$out/stages.tsv"

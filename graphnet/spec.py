@@ -223,7 +223,8 @@ def from_json(text: str, imports: bool | list[str] = False) -> dict:
 
     ``imports``: True imports the modules the JSON records as the sources of its ops (see
     ``to_json``), a list imports those modules; by default nothing is imported, and an op
-    that is not registered is an UnknownOpError naming the modules to import.
+    that is not registered is an UnknownOpError naming the modules to import. SpecError for
+    invalid JSON, a key given twice in one object, or nesting too deep to walk.
     """
     def node(value: Any) -> Any:
         if isinstance(value, dict):
@@ -234,23 +235,34 @@ def from_json(text: str, imports: bool | list[str] = False) -> dict:
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         return (op, params, *rest)
 
+    def unique(pairs: list[tuple[str, Any]]) -> dict:
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise SpecError(f"not a JSON spec: key {twice[0]!r} appears twice in one object")
+        return dict(pairs)
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as e:
         raise SpecError(f"not a JSON spec: {e}") from None
+    except RecursionError:
+        raise SpecError("not a JSON spec: nested too deeply") from None
     recorded: list[str] = []
     if isinstance(data, dict) and data.get("format") == JSON_FORMAT:
         recorded, data = data.get("imports", []), data.get("spec")
     for module_name in recorded if imports is True else imports or ():
         importlib.import_module(module_name)
-    spec = node(data)
     try:
+        spec = node(data)
         flat_nodes(spec)
     except UnknownOpError as e:
         if recorded and imports is not True:
             raise UnknownOpError(f"{e}; the spec records its ops' modules: {', '.join(recorded)} (import them, "
                                  f"pass imports=True, or on the command line --import MODULE)") from None
         raise
+    except RecursionError:
+        raise SpecError("not a JSON spec: nested too deeply") from None
     return spec
 
 
@@ -261,28 +273,51 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
     ``torchvision:NAME`` (the ``torchvision.models`` builder, random weights, ``build_kwargs`` such
     as ``num_classes`` passed on).
 
-    A Python file runs as a script would, with its folder importable (``specs/bag_of_tricks.py``
-    imports ``resnet9``); a JSON file never executes code. Where the source gives an
-    ``nn.Module`` rather than a spec, ``graphnet.from_module`` traces it into one.
+    A Python file runs as a script would, with its folder importable (a spec file may import
+    its neighbours); a JSON file never executes code. Where the source gives an ``nn.Module``
+    rather than a spec, ``graphnet.from_module`` traces it into one. Every failure is a
+    SpecError naming the source (and, for code that raises, the file and line).
     """
     source = str(source)
     if source.startswith("torchvision:"):
         return _traced(_torchvision_model(source.partition(":")[2], build_kwargs))
     if source.endswith(".json"):
-        return from_json(Path(source).read_text())
+        path = Path(source)
+        if build_kwargs:
+            raise SpecError(f"{source} is a JSON spec, which takes no build options "
+                            f"({', '.join(sorted(build_kwargs))}): use a Python spec with build()")
+        try:
+            text = path.read_text()
+        except IsADirectoryError:
+            raise SpecError(f"spec {source} is a folder, not a JSON file") from None
+        except FileNotFoundError:
+            raise SpecError(f"no such spec file: {source}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(f"cannot read spec {source}: {e}") from None
+        try:
+            return from_json(text)
+        except SpecError as e:
+            raise type(e)(f"{source}: {e}") from None
     if source.endswith(".py"):
         path = Path(source)
-        if not path.exists():
-            raise SpecError(f"no such spec file: {source}")
+        if not path.is_file():
+            raise SpecError(f"spec {source} is a folder, not a Python file" if path.is_dir()
+                            else f"no such spec file: {source}")
         module_spec = importlib.util.spec_from_file_location(f"graphnet_spec_{path.stem}", path)
         module = importlib.util.module_from_spec(module_spec)
         folder = str(path.resolve().parent)
         sys.path.insert(0, folder)  # as for a script: a spec file imports its neighbours
         try:
             module_spec.loader.exec_module(module)
+        except SpecError:
+            raise
+        except SyntaxError as e:
+            raise SpecError(f"{e.filename or source}:{e.lineno}: syntax error: {e.msg}") from None
+        except Exception as e:
+            raise SpecError(f"{_where(e, path)}: {type(e).__name__}: {e}") from None
         finally:
             sys.path.remove(folder)
-        return _traced(_spec_from(module, source, build_kwargs))
+        return _traced(_spec_from(module, source, build_kwargs, path))
     if ":" in source:
         module_name, attr = source.split(":", 1)
         try:
@@ -294,7 +329,12 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
         value = getattr(module, attr, None)
         if value is None:
             raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
-        return _traced(value(**build_kwargs) if callable(value) and not isinstance(value, nn.Module) else value)
+        if not callable(value) or isinstance(value, nn.Module):
+            if build_kwargs:
+                raise SpecError(f"{source} is not a function, so it takes no build options "
+                                f"({', '.join(sorted(build_kwargs))})")
+            return _traced(value)
+        return _traced(_call_build(value, source, build_kwargs, None))
     raise SpecError(f"spec {source!r} is neither a .py file, a .json file, module:attr nor torchvision:NAME")
 
 
@@ -320,14 +360,38 @@ def _torchvision_model(name: str, build_kwargs: dict) -> Any:
         raise SpecError(f"torchvision:{name} cannot take {build_kwargs}: {e}") from None
 
 
-def _spec_from(module: Any, source: str, build_kwargs: dict) -> dict:
+def _where(error: BaseException, path: Path | None) -> str:
+    """``file:line`` of the deepest traceback frame in ``path`` (else the deepest frame)."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    if path is not None:
+        mine = [f for f in frames if Path(f[0]).resolve() == path.resolve()]
+        frames = mine or frames
+    return f"{frames[-1][0]}:{frames[-1][1]}" if frames else str(path)
+
+
+def _call_build(build: Any, source: str, build_kwargs: dict, path: Path | None) -> dict:
+    """``build(**build_kwargs)``; SpecError if it cannot take them or raises (its message and line)."""
+    try:
+        inspect.signature(build).bind(**build_kwargs)
+    except TypeError as e:
+        raise SpecError(f"{source}: build{inspect.signature(build)} cannot take {build_kwargs}: {e}") from None
+    except ValueError:  # no signature to check (a builtin): the call says
+        pass
+    try:
+        return build(**build_kwargs)
+    except SpecError:
+        raise
+    except Exception as e:
+        raise SpecError(f"{source}: build() raised {type(e).__name__}: {e} (at {_where(e, path)})") from None
+
+
+def _spec_from(module: Any, source: str, build_kwargs: dict, path: Path) -> dict:
     if hasattr(module, "build"):
-        try:
-            inspect.signature(module.build).bind(**build_kwargs)
-        except TypeError as e:
-            raise SpecError(f"{source}: build{inspect.signature(module.build)} cannot take "
-                            f"{build_kwargs}: {e}") from None
-        return module.build(**build_kwargs)
+        return _call_build(module.build, source, build_kwargs, path)
     if build_kwargs:
         raise SpecError(f"{source} has no build() to take {sorted(build_kwargs)}")
     if hasattr(module, "net"):

@@ -64,8 +64,10 @@ def test_train_header_lists_every_trick(trained):
     for trick in TRICKS:
         assert trick in out
     assert header_value(out, "recipe") == "tta (test-time augmentation)"
-    assert header_value(out, "spec") == "specs/bag_of_tricks.py (width x0.125)"
-    assert header_value(out, "net passes").endswith("(already in the spec)")
+    assert header_value(out, "spec") == "graphnet.zoo.resnet9:build (width x0.125)"
+    assert header_value(out, "net passes") == ("pool_before_norm, celu(alpha=0.075), ghost_bn(num_splits=16), "
+                                               "freeze_bn_scale(weight=1, act_alpha_scale=4, bias_lr_mult=64, "
+                                               "bias_wd_mult=0.015625, final_scale=0.0625), whiten_input(patch=3, eps=0.01)")
     assert header_value(out, "loss passes") == "label_smoothing(alpha=0.2)"
     assert header_value(out, "eval passes") == "tta_flip"
     assert header_value(out, "EMA") == "momentum 0.99 every 5 steps"
@@ -114,7 +116,7 @@ def test_switches_and_explicit_spec(archive, tmp_path):
 def test_without_drops_a_trick_from_the_default(archive, tmp_path):
     out = _run(["train", "--without", "celu", "--no-tta", "--epochs", "1", "--subset", "64", "--data", str(archive),
                 *SMALL, "--out", str(tmp_path)])
-    assert header_value(out, "spec") == "specs/resnet9.py (width x0.125)"
+    assert header_value(out, "spec") == "graphnet.zoo.resnet9:build (width x0.125)"
     assert "celu" not in header_value(out, "net passes") and header_value(out, "TTA") == "off"
 
 

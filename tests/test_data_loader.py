@@ -79,12 +79,13 @@ def test_drop_last_and_seeding():
     assert not all(torch.equal(a, b) for a, b in zip(first, epoch(2)))
 
 
-def test_test_batches_in_order():
+def test_test_batches_in_order_in_one_shape():
     data = DeviceData(coded_dataset(), "cpu")
     batches = list(data.test_batches(4))
-    assert [len(labels) for _, labels in batches] == [4, 2]
-    assert torch.cat([decode(images) for images, _ in batches]).tolist() == list(range(6))
-    assert torch.cat([labels for _, labels in batches]).tolist() == [0, 1, 2, 0, 1, 2]
+    assert [(len(labels), count) for _, labels, count in batches] == [(4, 4), (4, 2)]  # the last padded
+    assert torch.cat([decode(images)[:count] for images, _, count in batches]).tolist() == list(range(6))
+    assert torch.cat([labels[:count] for _, labels, count in batches]).tolist() == [0, 1, 2, 0, 1, 2]
+    assert [len(labels) for _, labels, _ in data.test_batches(100)] == [6]  # never more than the test set
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -92,7 +93,7 @@ def test_channels_last_and_dtype(channels_last):
     data = DeviceData(coded_dataset(), "cpu", dtype=torch.bfloat16, channels_last=channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     images, _ = next(data.train_batches(4, torch.Generator().manual_seed(0), crop=8, cutout=3))
-    test_images, _ = next(data.test_batches(4))
+    test_images, _, _ = list(data.test_batches(4))[-1]  # the padded batch too
     for t in (data.train_images, data.test_images, images, test_images):
         assert t.dtype == torch.bfloat16
         assert t.is_contiguous(memory_format=fmt)

@@ -108,7 +108,7 @@ def test_ema_updates_every_k_steps_with_warm_up():
             net.lin.weight.fill_(float(step + 1))
             net.bn.running_mean.fill_(float(10 * (step + 1)))
             net.bn.num_batches_tracked.fill_(step + 1)
-        ema.update(net)
+        ema.update()
     # updates at calls 0, 2, 4 on values 1, 3, 5 with decays 1/10, 2/11, 3/12 (all below 0.9**2)
     expect = 0.0
     for value, decay in ((1.0, 1 / 10), (3.0, 2 / 11), (5.0, 3 / 12)):

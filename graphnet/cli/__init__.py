@@ -1,38 +1,67 @@
 """``graphnet`` command line: one module per command group, imported only when used.
 
 Each command module defines ``add_parsers(subparsers)``, which adds its commands with
-``parser.set_defaults(run=handler)``. Errors a user can fix (bad spec, bad data) print one
-line and exit 1; ``--debug`` shows the traceback.
+``parser.set_defaults(run=handler)``. Errors a user can fix (bad spec, bad data, bad training
+options or checkpoint) are raised by the commands and printed here, the one place, as one line
+with exit status 1; ``--debug`` (before or after the command) shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 import warnings
 
 from ..data import DataError
 from ..errors import SpecError
 from ..render import RenderError
+from ..train import TrainError
 
 # the modules that add command groups
 COMMAND_MODULES = ("render", "tricks", "train")
 # exceptions that are the user's to fix: reported in one line
-USER_ERRORS = (SpecError, DataError, RenderError, FileNotFoundError)
+USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError)
+
+
+class _Version(argparse.Action):
+    """``--version``: the package version, and the git commit when running from a checkout."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit", **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..train.provenance import git_commit, graphnet_version
+
+        commit = git_commit()
+        print(f"graphnet {graphnet_version()}" + (f" (git {commit})" if commit else ""))
+        parser.exit()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line too (the usage of ``graphnet train`` alone is a screenful); exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="graphnet", description="Declarative graph networks and the bag of tricks.")
+    p = _Parser(prog="graphnet", description="Declarative graph networks and the bag of tricks.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
+    for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.command_line = shlex.join(["graphnet", *argv])
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _notes(args.command, warnings.showwarning)

@@ -13,9 +13,20 @@ from typing import Any
 from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, pass_name, positive_float,
                    positive_int)
 
-SPECS = Path(__file__).resolve().parents[2] / "specs"
-BASELINE_SPEC = SPECS / "resnet9.py"
-FINAL_SPEC = SPECS / "bag_of_tricks.py"  # the baseline with the final recipe's net passes
+BASELINE = "graphnet.zoo.resnet9:build"  # the network every recipe's passes rewrite
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the output folder is empty: give a folder")
+    return Path(text)
+
+
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +37,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         description="Train SPEC by a recipe (default: the final bag-of-tricks network and recipe). The recipe's "
                     "passes apply to the net, the loss graph and the eval graph; --rewrite passes replace them.")
     p.add_argument("spec", nargs="?", metavar="SPEC",
-                   help=f"{SPEC_HELP} (default: "
-                        "specs/bag_of_tricks.py for the final net passes, else specs/resnet9.py plus the passes)")
+                   help=f"{SPEC_HELP} (default: {BASELINE}, Page's ResNet-9, which the recipe's passes turn "
+                        "into the final network)")
     add_spec_source_arguments(p)
     p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), metavar="NAME",
                    help=f"one of {', '.join(RECIPES)} (default {DEFAULT})")
@@ -39,7 +50,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     epochs.add_argument("--epochs", type=positive_int, metavar="N",
                         help="train N epochs (the lr knots scale in proportion)")
     epochs.add_argument("--epochs-scale", type=positive_float, metavar="F", help="scale the recipe's epochs by F")
-    p.add_argument("--cutout", type=int, metavar="N", help="cutout square size (0: none)")
+    p.add_argument("--cutout", type=_size, metavar="N", help="cutout square size (0: none)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="evaluate a moving average of the weights")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip test-time augmentation")
     p.add_argument("--gpu-preprocessing", action=argparse.BooleanOptionalAction,
@@ -85,20 +96,32 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 autocast on CUDA, fp32 on CPU; fp16: as Page, batch norms in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward passes")
-    p.add_argument("--out", type=Path, metavar="DIR", help="for logs and checkpoints (default runs/<time>-<command>)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="keep images and activations channels_last (default: on CUDA only)")
+    p.add_argument("--ghost-bn-method", choices=("reshape", "view"),
+                   help="how ghost batch norm computes its statistics: reshape (one batch_norm call; copies a "
+                        "channels_last batch) or view (var_mean over a view; keeps the memory format)")
+    p.add_argument("--out", "-o", type=_folder, metavar="DIR",
+                   help="for logs and checkpoints (default runs/<time>-<command>); a folder holding an earlier "
+                        "run is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace the earlier run in --out")
 
 
 # -- shared ----------------------------------------------------------------------------------
 
 def load_data(source: str, subset: int | None, test_subset: int | None):
     """``(dataset, config entries, record)``: the data set cut to the subsets (a test subset in
-    proportion to ``subset`` if not given), its description, and what rebuilds the cut."""
-    from ..data import load_dataset
+    proportion to ``subset`` if not given), its description, and what rebuilds the cut (the
+    source as an absolute path, and as typed)."""
+    from ..data import DataError, load_dataset
 
     start = time.perf_counter()
     dataset = load_dataset(source)
     seconds = time.perf_counter() - start
     full = len(dataset.train_images), len(dataset.test_images)
+    for name, n, size, split in (("--subset", subset, full[0], "train"), ("--test-subset", test_subset, full[1], "test")):
+        if n is not None and n > size:
+            raise DataError(f"{name} {n} is more than the {size} images of the {split} split of {source}")
     if subset is not None and test_subset is None:
         test_subset = min(full[1], max(1, round(subset * full[1] / full[0])))
     if subset is not None or test_subset is not None:
@@ -107,26 +130,40 @@ def load_data(source: str, subset: int | None, test_subset: int | None):
     config = {"data": f"{source} (loaded in {seconds:.1f} s)",
               "subset": (f"{sizes[0]} train, {sizes[1]} test images of {full[0]}, {full[1]} (class-balanced)"
                          if sizes != full else f"none: {sizes[0]} train, {sizes[1]} test images")}
-    return dataset, config, {"source": source, "subset": subset, "test_subset": test_subset}
+    absolute = source if source == "cifar10" else str(Path(source).expanduser().resolve())
+    return dataset, config, {"source": absolute, "typed": source, "subset": subset, "test_subset": test_subset}
 
 
 def _options(args: argparse.Namespace):
-    from ..train import Options, resolve_device, resolve_precision
+    from ..train import Options, resolve_device, resolve_memory_format, resolve_precision
 
     device = resolve_device(args.device)
-    return Options(device=str(device), precision=resolve_precision(args.precision, device), compile=args.compile)
+    memory_format = {None: "auto", True: "channels_last", False: "contiguous"}[args.channels_last]
+    resolve_memory_format(memory_format, device)
+    return Options(device=str(device), precision=resolve_precision(args.precision, device), compile=args.compile,
+                   memory_format=memory_format, ghost_bn_method=args.ghost_bn_method)
 
 
 def _run_config(args: argparse.Namespace, options) -> dict[str, Any]:
+    import torch
+
+    from ..train import resolve_memory_format
+
+    memory_format = resolve_memory_format(options.memory_format, torch.device(options.device))
     return {"precision": options.precision, "device": options.device,
+            "memory_format": "channels_last" if memory_format == torch.channels_last else "contiguous",
+            "ghost_bn_method": options.ghost_bn_method or "reshape",
             "compile": "on" if options.compile else "off", "seed": args.seed, "runs": args.runs}
 
 
 def _out(args: argparse.Namespace, command: str) -> Path:
-    return args.out or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{command}"
+    """The output folder, checked (and made) before any data loads."""
+    from ..train import prepare_out
+
+    return prepare_out(args.out or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{command}", args.overwrite)
 
 
-def _build(spec: Path | str, width_mult: float | None, num_classes: int | None = None):
+def _build(spec: str, width_mult: float | None, num_classes: int | None = None):
     from ..graph import build
     from ..spec import load_spec
 
@@ -146,8 +183,7 @@ def _say(*lines: str) -> None:
 
 def resolve_recipe(args: argparse.Namespace):
     """The recipe with the command line's changes: epochs, batch size, cutout, EMA, preprocessing."""
-    from ..train import get_recipe
-    from ..train.recipes import EMA
+    from ..train import EMA_SETTINGS, get_recipe
 
     recipe = get_recipe(args.recipe)
     if args.epochs is not None:
@@ -160,7 +196,7 @@ def resolve_recipe(args: argparse.Namespace):
     if args.cutout is not None:
         changes["cutout"] = args.cutout
     if args.ema is not None:
-        changes["ema"] = (recipe.ema or dict(EMA)) if args.ema else None
+        changes["ema"] = (recipe.ema or dict(EMA_SETTINGS)) if args.ema else None
     if args.gpu_preprocessing is not None:
         changes["gpu_preprocessing"] = args.gpu_preprocessing
     return replace(recipe, **changes)
@@ -180,40 +216,30 @@ def resolve_passes(args: argparse.Namespace, recipe) -> list:
 
 
 def setup_from_args(args: argparse.Namespace, config: dict[str, Any]):
-    """What ``graphnet train`` runs: SPEC (or the default network) with the resolved passes.
-
-    Without SPEC, the net is ``specs/bag_of_tricks.py`` when the net passes are the final
-    recipe's (that spec has them applied), else ``specs/resnet9.py`` with the passes applied.
-    """
-    from ..rewrites import split_passes
-    from ..train import DEFAULT, get_recipe, make_setup
+    """What ``graphnet train`` runs: SPEC (default Page's ResNet-9) with the resolved passes."""
+    from ..train import make_setup
 
     recipe = resolve_recipe(args)
-    passes = resolve_passes(args, recipe)
+    spec = args.spec or BASELINE
     if args.spec:
         import_modules(args)
-        net = _build(args.spec, args.width_mult, args.num_classes)
-        return make_setup(net, recipe, passes, args.spec + _width(args), **config)
-    in_spec = split_passes(passes)["net"] == split_passes(get_recipe(DEFAULT).passes)["net"]
-    spec = FINAL_SPEC if in_spec else BASELINE_SPEC
-    return make_setup(_build(spec, args.width_mult), recipe, passes, f"specs/{spec.name}{_width(args)}",
-                      net_passes_in_spec=in_spec, **config)
+    net = _build(spec, args.width_mult, args.num_classes)
+    return make_setup(net, recipe, resolve_passes(args, recipe), spec + _width(args), **config)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..train import TrainError, train_runs
+    from ..train import check_data, train_runs
     from ..train.runner import header
 
-    try:
-        options = _options(args)
-        dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
-        setup = setup_from_args(args, {**_run_config(args, options), **data_config})
-        out = _out(args, "train")
-        _say("graphnet train", header({**setup.config, "out": out}))
-        train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data)
-    except TrainError as e:
-        print(f"graphnet train: {e}", file=sys.stderr)
-        return 1
+    options = _options(args)  # everything is checked before the data loads
+    setup = setup_from_args(args, _run_config(args, options))
+    out = _out(args, "train")
+    dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
+    check_data(setup.recipe, dataset)
+    setup = replace(setup, config={**setup.config, **data_config})
+    _say("graphnet train", header({**setup.config, "out": out}))
+    train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data,
+               args.command_line)
     return 0
 
 
@@ -226,17 +252,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..train import TrainError, evaluate, load_checkpoint, loss_and_correct, rebuild, resolve_device
 
     import_modules(args)
-    try:
-        checkpoint = load_checkpoint(args.checkpoint)
-        device = resolve_device(args.device)
-    except (TrainError, ValueError) as e:
-        print(f"graphnet eval: {e}", file=sys.stderr)
-        return 1
+    checkpoint = load_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
     data = checkpoint["data"]
     source = args.data or data.get("source")
     if source is None:
-        print("graphnet eval: the checkpoint does not record its data set: pass --data", file=sys.stderr)
-        return 1
+        raise TrainError("the checkpoint does not record its data set: pass --data")
     _, eval_net, loss_net = rebuild(checkpoint)
     eval_net.to(device).eval()
     dataset, data_config, _ = load_data(source, data.get("subset"), args.test_subset or data.get("test_subset"))
@@ -255,7 +276,7 @@ def run_eval(args: argparse.Namespace) -> int:
 # -- ablate ----------------------------------------------------------------------------------
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from ..train import STEPS, NonFiniteLoss, TrainError, make_setup, train_runs
+    from ..train import STEPS, TrainError, make_setup, train_runs
     from ..train.log import ABLATION_COLUMNS, plot_ablation, summarise, table_header, table_row, write_json, write_tsv
     from ..train.runner import header
 
@@ -263,29 +284,27 @@ def run_ablate(args: argparse.Namespace) -> int:
     steps = args.steps or names
     unknown = [s for s in steps if s not in names]
     if unknown:
-        print(f"graphnet ablate: error: unknown step(s) {', '.join(unknown)} (known: {', '.join(names)})",
-              file=sys.stderr)
-        return 1
-    try:
-        options = _options(args)
-        dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
-    except TrainError as e:
-        print(f"graphnet ablate: {e}", file=sys.stderr)
-        return 1
-    out = _out(args, "ablate")
-    net = _build(BASELINE_SPEC, args.width_mult)
-    rows = []
+        raise TrainError(f"unknown step(s) {', '.join(unknown)} (known: {', '.join(names)})")
+    options = _options(args)  # everything is checked before the data loads
+    net = _build(BASELINE, args.width_mult)
+    setups = []
     for step in (r for r in STEPS if r.name in steps):
         recipe = step.scaled(args.epochs_scale)
         if args.batch_size is not None:
             recipe = replace(recipe, batch_size=args.batch_size)
-        setup = make_setup(net, recipe, spec=f"specs/{BASELINE_SPEC.name}{_width(args)}",
-                           **_run_config(args, options), **data_config)
+        setups.append((step, make_setup(net, recipe, spec=BASELINE + _width(args), **_run_config(args, options))))
+    out = _out(args, "ablate")
+    dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
+    rows = []
+    for step, setup in setups:
+        setup = replace(setup, config={**setup.config, **data_config})
+        recipe = setup.recipe
         _say(f"== step {STEPS.index(step)}: {recipe.title}", header(setup.config))
         seeds = range(args.seed, args.seed + args.runs)
         try:
-            results = train_runs(setup, dataset, options, seeds, out / recipe.name, sys.stdout, data)
-        except (NonFiniteLoss, TrainError) as e:
+            results = train_runs(setup, dataset, options, seeds, out / recipe.name, sys.stdout, data,
+                                 args.command_line)
+        except TrainError as e:  # the step's log says why; the other steps go on
             _say(f"step {recipe.name}: {e}")
             results = []
         acc = summarise([r.test_acc for r in results] or [float("nan")])

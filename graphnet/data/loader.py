@@ -86,11 +86,21 @@ class DeviceData:
             images = augment.cutout(images, cutout, generator)
             yield images.contiguous(memory_format=self.memory_format), self.train_labels[index]
 
-    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The test set in order, unaugmented, as ``(images, labels)`` batches."""
-        for start in range(0, len(self.test_images), batch_size):
+    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """The test set in order, unaugmented, as ``(images, labels, count)`` batches of exactly
+        ``batch_size`` (at most the test set's size): the last batch is padded with images from
+        the start and only its first ``count`` samples are the rest of the test set. One shape
+        means no second cuDNN autotune and no recompilation under ``torch.compile``."""
+        n = len(self.test_images)
+        batch_size = min(batch_size, n)
+        for start in range(0, n, batch_size):
             end = start + batch_size
-            yield self.test_images[start:end], self.test_labels[start:end]
+            if end <= n:
+                yield self.test_images[start:end], self.test_labels[start:end], batch_size
+            else:
+                index = torch.arange(start, end, device=self.device) % n
+                yield (self.test_images[index].contiguous(memory_format=self.memory_format), self.test_labels[index],
+                       n - start)
 
     def raw_train_images(self, n: int | None = None) -> torch.Tensor:
         """The first ``n`` (default all) normalised train images without their padding."""

@@ -80,7 +80,7 @@ def _balanced_indices(labels: torch.Tensor, num_classes: int, n: int | None,
     if n is None:
         return torch.arange(len(labels))
     if not 0 <= n <= len(labels):
-        raise ValueError(f"cannot take {n} samples from a split of {len(labels)}")
+        raise DataError(f"cannot take {n} samples from a split of {len(labels)}")
     members = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
     # Water-fill: visit classes from smallest up (ties in random order) so a short class's
     # unused share passes to the rest; the remainder of n lands on the last, random, classes.
@@ -304,7 +304,15 @@ def _load_cached(cache: Path, content_hash: str, tree: Callable[[], _Tree], wher
     key = hashlib.sha256(f"{CACHE_FORMAT}\0{content_hash}".encode()).hexdigest()
     entry = cache / "decoded" / key
     if entry.is_dir():
-        return _read_cache(entry)
+        try:
+            return _read_cache(entry)
+        except (OSError, ValueError, EOFError) as e:  # a damaged entry: decoded again below
+            print(f"note: the decode cache entry {entry} is damaged ({e}); decoding {where} again",
+                  file=sys.stderr)
+            shutil.rmtree(entry, ignore_errors=True)
+            if entry.exists():
+                raise DataError(f"the decode cache entry {entry} is damaged and cannot be removed: "
+                                f"delete {entry} and retry") from e
     dataset = _decode_tree(tree(), where, progress)
     try:
         _write_cache(entry, dataset)
@@ -316,7 +324,12 @@ def _load_cached(cache: Path, content_hash: str, tree: Callable[[], _Tree], wher
 def _read_cache(entry: Path) -> Dataset:
     """A cache entry: one raw .npy per field (3x faster to load than one uncompressed .npz)."""
     tensors = [torch.from_numpy(np.load(entry / f"{field}.npy")) for field in CACHED_TENSORS]
-    return Dataset(*tensors, np.load(entry / "classes.npy").tolist())
+    classes = np.load(entry / "classes.npy").tolist()
+    images, labels = tensors[0::2], tensors[1::2]
+    if any(x.dtype != torch.uint8 or x.ndim != 4 or len(x) != len(y) for x, y in zip(images, labels)) \
+            or not all(0 <= int(y.min()) and int(y.max()) < len(classes) for y in labels if len(y)):
+        raise ValueError("its arrays do not fit together")
+    return Dataset(*tensors, classes)
 
 
 def _write_cache(entry: Path, dataset: Dataset) -> None:

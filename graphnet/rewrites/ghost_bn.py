@@ -14,20 +14,39 @@ from .rules import bound, rule
 class GhostBatchNorm(nn.BatchNorm2d):
     """Batch norm over ``num_splits`` ghost batches of one batch, each with its own statistics.
 
-    Split ``j`` holds samples ``j, j + k, j + 2k, ...`` (``k = num_splits``): the batch seen as
-    ``(N/k, C*k, H, W)``, so one ``F.batch_norm`` call normalises every split (the batch is
-    shuffled, so any fixed partition does). That reshape is free for a contiguous batch but
-    copies a channels_last one, and the output comes back contiguous. Running stats are kept per split,
-    ``running_mean.view(k, C)[j]``; evaluation uses their mean over the splits.
+    Split ``j`` holds samples ``j, j + k, j + 2k, ...`` (``k = num_splits``; the batch is
+    shuffled, so any fixed partition does). Running stats are kept per split,
+    ``running_mean.view(k, C)[j]``; evaluation uses their mean over the splits. ``method``
+    says how training computes it; both give the same outputs and running stats:
+
+    - ``'reshape'``: the batch seen as ``(N/k, C*k, H, W)``, one ``F.batch_norm`` call. The
+      reshape is free for a contiguous batch but copies a channels_last one, and the output
+      comes back contiguous.
+    - ``'view'``: statistics by ``var_mean`` over the ``(N/k, k, C, H, W)`` view, then one
+      elementwise normalisation: no copy, and the output keeps the input's memory format.
     """
 
-    def __init__(self, num_features: int, num_splits: int = 16, eps: float = 1e-5, momentum: float = 0.1):
+    METHODS = ("reshape", "view")
+
+    def __init__(self, num_features: int, num_splits: int = 16, eps: float = 1e-5, momentum: float = 0.1,
+                 method: str = "reshape"):
         super().__init__(num_features, eps=eps, momentum=momentum)
         if num_splits < 1:
             raise ValueError(f"num_splits must be at least 1, not {num_splits}")
         self.num_splits = num_splits
+        self.method = method
         self.register_buffer("running_mean", torch.zeros(num_features * num_splits))
         self.register_buffer("running_var", torch.ones(num_features * num_splits))
+
+    @property
+    def method(self) -> str:
+        return self._method
+
+    @method.setter
+    def method(self, value: str) -> None:
+        if value not in self.METHODS:
+            raise ValueError(f"ghost batch norm method must be one of {', '.join(self.METHODS)}, not {value!r}")
+        self._method = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -37,12 +56,28 @@ class GhostBatchNorm(nn.BatchNorm2d):
                                 self.weight, self.bias, False, 0.0, self.eps)
         if n % k:
             raise ValueError(f"ghost batch norm: a batch of {n} does not split into {k} equal ghost batches")
+        if self._method == "view":
+            return self._forward_view(x)
         out = F.batch_norm(x.reshape(n // k, c * k, h, w), self.running_mean, self.running_var,
                            self.weight.repeat(k), self.bias.repeat(k), True, self.momentum, self.eps)
         return out.reshape(n, c, h, w)
 
+    def _forward_view(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        k = self.num_splits
+        split = x.view(n // k, k, c, h, w)  # a view in either memory format
+        var, mean = torch.var_mean(split.float(), dim=(0, 3, 4), correction=0)  # k x C, in fp32 as F.batch_norm
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        shift = self.bias - mean * scale
+        out = split * scale[None, :, :, None, None].to(x.dtype) + shift[None, :, :, None, None].to(x.dtype)
+        with torch.no_grad():  # as F.batch_norm: the unbiased variance goes into the running stats
+            count = split.numel() // (k * c)
+            self.running_mean.lerp_(mean.flatten(), self.momentum)
+            self.running_var.lerp_(var.flatten() * (count / max(count - 1, 1)), self.momentum)
+        return out.view(n, c, h, w)
+
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_splits={self.num_splits}"
+        return f"{super().extra_repr()}, num_splits={self.num_splits}, method={self._method}"
 
 
 def _ghost_batch_norm(c: int, num_splits: int = 16, eps: float = 1e-5, momentum: float = 0.1,

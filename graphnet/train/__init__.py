@@ -5,18 +5,21 @@
 (what ``graphnet train`` does).
 """
 
-from .checkpoint import load_checkpoint, rebuild, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, rebuild, save_checkpoint
 from .ema import EMA
-from .loop import (Graphs, NonFiniteLoss, Options, RunResult, Trainer, TrainError, evaluate, loss_and_correct,
-                   make_graphs, resolve_device, resolve_precision)
+from .loop import (Graphs, NonFiniteLoss, Options, RunResult, Trainer, TrainError, check_batch_size, check_data,
+                   evaluate,
+                   loss_and_correct, make_graphs, resolve_device, resolve_memory_format, resolve_precision)
 from .optim import NesterovSGD, make_optimizer, set_lr
-from .recipes import DEFAULT, RECIPES, STEPS, Recipe, as_pass, get_recipe
-from .runner import Setup, make_setup, train_runs
+from .recipes import DEFAULT, EMA_SETTINGS, RECIPES, STEPS, Recipe, as_pass, get_recipe
+from .provenance import provenance
+from .runner import Setup, make_setup, prepare_out, train_runs
 from .schedule import PiecewiseLinear
 
 __all__ = [
-    "DEFAULT", "EMA", "Graphs", "NesterovSGD", "NonFiniteLoss", "Options", "PiecewiseLinear", "RECIPES", "STEPS",
-    "Recipe", "RunResult", "Setup", "TrainError", "Trainer", "as_pass", "evaluate", "get_recipe", "load_checkpoint",
-    "loss_and_correct", "make_graphs", "make_optimizer", "make_setup", "rebuild", "resolve_device",
-    "resolve_precision", "save_checkpoint", "set_lr", "train_runs",
+    "DEFAULT", "EMA", "EMA_SETTINGS", "CheckpointError", "Graphs", "NesterovSGD", "NonFiniteLoss", "Options",
+    "PiecewiseLinear", "RECIPES", "STEPS", "Recipe", "RunResult", "Setup", "TrainError", "Trainer", "as_pass",
+    "check_batch_size", "check_data", "evaluate", "get_recipe", "load_checkpoint", "loss_and_correct", "make_graphs",
+    "make_optimizer", "make_setup", "prepare_out", "provenance", "rebuild", "resolve_device",
+    "resolve_memory_format", "resolve_precision", "save_checkpoint", "set_lr", "train_runs",
 ]

@@ -8,6 +8,8 @@ Rebuilding needs no rewrite pass: the graphs are stored after rewriting.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +19,31 @@ from ..compile import Network, compile
 from ..graph import build
 from ..losses import LOSS_INPUTS
 from ..spec import from_json, to_json
-from .loop import Graphs, RunResult
+from .log import save_atomically
+from .loop import Graphs, RunResult, TrainError
 from .recipes import Recipe
 
 FORMAT = "graphnet-checkpoint-v1"
 FILENAME = "checkpoint.pt"
 
 
-def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, config: dict[str, Any],
-                    result: RunResult, data: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint of ``result`` to ``path`` (a file, or a folder to hold ``checkpoint.pt``).
+class CheckpointError(TrainError):
+    """A checkpoint cannot be read or does not fit its own network."""
 
-    ``data``: ``{'source', 'subset', 'test_subset'}``, what ``graphnet eval`` reloads by default.
+
+def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, config: dict[str, Any],
+                    result: RunResult, data: dict[str, Any] | None = None,
+                    origin: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint of ``result`` to ``path`` (a file, or a folder to hold ``checkpoint.pt``),
+    atomically.
+
+    ``data``: ``{'source', 'typed', 'subset', 'test_subset'}``, what ``graphnet eval`` reloads by
+    default (``source`` absolute, ``typed`` as given); ``origin``: the provenance (versions, device, command).
     """
     path = Path(path)
     if path.is_dir():
         path = path / FILENAME
-    torch.save({
+    save_atomically({
         "format": FORMAT,
         "spec": to_json(graphs.net.to_spec()),
         "loss_spec": to_json(graphs.loss.to_spec()),
@@ -42,6 +52,7 @@ def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, co
         "recipe": recipe.to_dict(),
         "config": config,
         "data": data or {},
+        "provenance": origin or {},
         "log": result.rows,
         "weights": result.state,
     }, path)
@@ -49,25 +60,51 @@ def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, co
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint at ``path`` (a file, or a folder holding ``checkpoint.pt``) as saved."""
+    """The checkpoint at ``path`` (a file, or a folder holding ``checkpoint.pt``) as saved;
+    CheckpointError if there is none or it is not one (empty, truncated, not a checkpoint, or
+    holding objects that need code to load: only plain data is ever unpickled)."""
     path = Path(path)
     if path.is_dir():
         path = path / FILENAME
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        raise CheckpointError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Unsupported global" in str(e):  # the weights-only unpickler refused a class or function
+            raise CheckpointError(f"checkpoint {path} holds objects that need code to load; graphnet loads "
+                                  f"plain data only") from None
+        raise CheckpointError(f"{path} is not a graphnet checkpoint: {first}") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or damaged?): {first}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a graphnet checkpoint ({FORMAT})")
+        raise CheckpointError(f"{path} is not a graphnet checkpoint ({FORMAT})")
+    missing = [k for k in ("spec", "loss_spec", "eval_spec", "weights", "log", "config", "data") if k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     return checkpoint
 
 
 def rebuild(checkpoint: dict[str, Any]) -> tuple[Graphs, Network, Network]:
-    """``(graphs, eval network, loss network)`` of a checkpoint, with its weights loaded (on the CPU)."""
+    """``(graphs, eval network, loss network)`` of a checkpoint, with its weights loaded (on the CPU).
+    CheckpointError if the weights do not fit the network (missing, unexpected or wrong-shaped)."""
     from .. import rewrites  # noqa: F401 - registers the ops that rewritten graphs use
 
     graphs = Graphs(build(from_json(checkpoint["spec"])),
                     build(from_json(checkpoint["loss_spec"]), inputs=LOSS_INPUTS),
                     build(from_json(checkpoint["eval_spec"])))
     net = compile(graphs.net)
-    net.load_state_dict(checkpoint["weights"])
+    weights, expected = checkpoint["weights"], net.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in weights]
+    problems += [f"unexpected {k}" for k in weights if k not in expected]
+    problems += [f"{k} is {tuple(weights[k].shape)}, the network's {tuple(v.shape)}"
+                 for k, v in expected.items() if k in weights and getattr(weights[k], "shape", None) != v.shape]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"the checkpoint's weights do not fit its network: {'; '.join(problems[:3])}{more}")
+    net.load_state_dict(weights)
     return graphs, compile(graphs.eval, modules=net), compile(graphs.loss)

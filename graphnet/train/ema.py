@@ -20,6 +20,8 @@ class EMA:
     horizon of 20); with it the first update nearly copies the state, and the final recipe
     (about 200 updates on CIFAR-10) runs at ``rho`` over its last 20 updates, which carry
     nearly all of the average's weight. Other state (BN's step counters) is copied.
+    The network's tensors are bound at construction: it must update them in place (as the
+    optimiser, batch norm and ``load_state_dict`` do).
     """
 
     def __init__(self, network: nn.Module, momentum: float = 0.99, every: int = 5):
@@ -31,6 +33,13 @@ class EMA:
         self.rho = momentum ** every
         self.calls = 0
         self.updates = 0
+        # fixed lists of the tensors themselves (the optimiser and batch norm update them in
+        # place), so an update is one foreach call with no state_dict() rebuilt; a deep copy
+        # keeps every dtype, so each pair matches (fp16 weights, fp32 batch norms)
+        pairs = list(zip(self.network.state_dict().values(), network.state_dict().values()))
+        self.averaged = [ema for ema, _ in pairs if ema.is_floating_point()]
+        self.current = [value for ema, value in pairs if ema.is_floating_point()]
+        self.copied = [(ema, value) for ema, value in pairs if not ema.is_floating_point()]
 
     def reset(self, state: dict[str, torch.Tensor]) -> None:
         """Start again from ``state``."""
@@ -42,19 +51,14 @@ class EMA:
         return min(self.rho, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
-        """Count a training step; average ``network`` in if it is an ``every``-th one."""
+    def update(self) -> None:
+        """Count a training step; average the network in if it is an ``every``-th one."""
         due = self.calls % self.every == 0
         self.calls += 1
         if not due:
             return
         weight = 1.0 - self.decay()
         self.updates += 1
-        averaged, current = [], []
-        for ema, value in zip(self.network.state_dict().values(), network.state_dict().values()):
-            if ema.is_floating_point():
-                averaged.append(ema)
-                current.append(value)
-            else:
-                ema.copy_(value)
-        torch._foreach_lerp_(averaged, current, weight)
+        torch._foreach_lerp_(self.averaged, self.current, weight)
+        for ema, value in self.copied:
+            ema.copy_(value)

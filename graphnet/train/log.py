@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,35 +54,62 @@ def table_row(row: dict[str, Any], columns: Sequence[tuple] = COLUMNS) -> str:
 
 
 class Progress:
-    """A ``\\r`` step counter on ``stream``, only when it is a terminal (logs stay clean)."""
+    """A tqdm progress bar over one epoch's ``total`` steps on ``stream``, only when it is a
+    terminal (logs stay clean) or ``enabled``; :meth:`close` erases it before the epoch's row."""
 
-    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None):
-        self.stream = stream or sys.stdout
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.shown = False
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, enabled: bool | None = None):
+        stream = stream or sys.stdout
+        enabled = stream.isatty() if enabled is None else enabled
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
 
-    def update(self, label: str, done: int, total: int) -> None:
-        if self.enabled:
-            print(f"\r{label}: {done}/{total}", end="", file=self.stream, flush=True)
-            self.shown = True
+            self.bar = tqdm(total=total, desc=label, unit="step", file=stream, leave=False, dynamic_ncols=True)
 
-    def clear(self) -> None:
-        """Erase the counter line, so the next print starts clean."""
-        if self.shown:
-            print("\r\033[K", end="", file=self.stream, flush=True)
-            self.shown = False
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary path)`` beside ``path``, then renamed over it: a reader (or a crash)
+    sees the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_tsv(rows: Sequence[dict[str, Any]], path: Path, keys: Sequence[str] | None = None) -> None:
-    """``rows`` as tab-separated values with a header line (``keys``: default the first row's)."""
+    """``rows`` as tab-separated values with a header line (``keys``: default the first row's), written atomically."""
     keys = list(keys or (rows[0] if rows else [key for key, *_ in COLUMNS]))
     lines = ["\t".join(keys)]
     lines += ["\t".join("" if row.get(k) is None else str(row[k]) for k in keys) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(data: Any, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    """``data`` as indented JSON, written atomically."""
+    text = json.dumps(data, indent=1, default=str) + "\n"
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def save_atomically(obj: Any, path: Path) -> None:
+    """``torch.save(obj)`` to ``path``, written atomically."""
+    import torch
+
+    _write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def summarise(values: Sequence[float]) -> dict[str, float]:
@@ -115,7 +144,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=100)
+    _write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     return True
 
 

@@ -34,7 +34,9 @@ from .recipes import Recipe
 from .schedule import PiecewiseLinear
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see (whitening_sample)
+WHITEN_SEED = 0
 WARMUP_STEPS = 3
 
 
@@ -80,15 +82,24 @@ class Options:
     precision: str = "auto"
     compile: bool = False
     progress: bool | None = None
+    memory_format: str = "auto"  # auto: channels_last on CUDA, contiguous elsewhere
+    ghost_bn_method: str | None = None  # GhostBatchNorm.METHODS; None keeps the modules' default
 
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available, else cpu; TrainError if cuda is asked for and absent."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise TrainError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"device {name!r} asked for, but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainError(f"device {name!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
     return device
 
 
@@ -101,6 +112,50 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type != "cuda" and precision != "fp32":
         raise TrainError(f"precision {precision} needs CUDA; on {device.type} training runs in fp32")
     return precision
+
+
+def resolve_memory_format(name: str, device: torch.device) -> torch.memory_format:
+    """'auto' -> channels_last on CUDA (faster convolutions), contiguous elsewhere."""
+    if name not in MEMORY_FORMATS:
+        raise TrainError(f"memory format must be one of {', '.join(MEMORY_FORMATS)}, not {name!r}")
+    if name == "auto":
+        name = "channels_last" if device.type == "cuda" else "contiguous"
+    return torch.channels_last if name == "channels_last" else torch.contiguous_format
+
+
+def data_dtype(precision: str) -> torch.dtype:
+    """The dtype the data set is kept in on the device: 16 bits for bf16 and fp16 runs (half the
+    memory and bandwidth, as Page and airbench), fp32 otherwise."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def check_batch_size(graph: Graph, batch_size: int) -> None:
+    """TrainError if a ghost batch norm of ``graph`` cannot split a training batch of ``batch_size``."""
+    for path in graph.find(op="ghost_batch_norm"):
+        splits = graph[path].params.get("num_splits", 16)
+        if batch_size % splits:
+            raise TrainError(f"batch size {batch_size} does not split into the {splits} ghost batches of "
+                             f"{path} (ghost_bn num_splits={splits}): use a multiple of {splits}")
+
+
+def check_data(recipe: Recipe, dataset: Dataset) -> None:
+    """TrainError if ``recipe`` cannot train on ``dataset``: no full batch, a cutout larger than
+    the images, or no test images."""
+    n, height, width = dataset.train_images.shape[:3]
+    if n < recipe.batch_size:
+        raise TrainError(f"{n} training images make no batch of {recipe.batch_size}: use a smaller batch size "
+                         f"or more data")
+    if recipe.cutout > min(height, width):
+        raise TrainError(f"cutout {recipe.cutout} is larger than the {height}x{width} images")
+    if len(dataset.test_images) == 0:
+        raise TrainError("the test set is empty")
+
+
+def whitening_sample(dataset: Dataset) -> Dataset:
+    """The training images the data initialisers (input whitening) see: a seeded class-balanced
+    sample of WHITEN_IMAGES (all, if fewer), the same for every run. Not the first images: a
+    data set sorted by class (an ImageFolder) would give one or two classes."""
+    return dataset.subset(train=min(WHITEN_IMAGES, len(dataset.train_images)), test=0, seed=WHITEN_SEED)
 
 
 @dataclass
@@ -138,12 +193,12 @@ def _keep_norms_fp32(network: nn.Module) -> nn.Module:
 
 
 def loss_and_correct(network: nn.Module, loss_net: nn.Module, autocast: Callable[[], Any]):
-    """``f(images, labels) -> (summed loss, number correct)``, as 0-d tensors (no sync)."""
+    """``f(images, labels) -> (loss, correct)``, per sample (N floats, N bools; no sync)."""
     def f(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast():
             logits = network(images)
         logits = logits.float()
-        return loss_net(logits, labels).sum(), (logits.argmax(1) == labels).sum()
+        return loss_net(logits, labels), logits.argmax(1) == labels
 
     return f
 
@@ -157,19 +212,21 @@ def _own_code(fn: Callable) -> Callable:
 
 
 @torch.no_grad()
-def evaluate(fn: Callable, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+def evaluate(fn: Callable, batches: Iterable[tuple[torch.Tensor, torch.Tensor, int]],
              device: torch.device) -> tuple[float, float, float]:
-    """(mean loss, accuracy, seconds) of ``fn`` (see :func:`loss_and_correct`) over ``batches``."""
+    """(mean loss, accuracy, seconds) of ``fn`` (see :func:`loss_and_correct`) over ``batches``
+    of ``(images, labels, count)``: only the first ``count`` samples of a batch count (the rest
+    pad it to the batch size, so every call has one shape)."""
     _sync(device)
     start = time.perf_counter()
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     n = 0
-    for images, labels in batches:
+    for images, labels, count in batches:
         batch_loss, batch_correct = fn(images, labels)
-        loss += batch_loss
-        correct += batch_correct
-        n += len(labels)
+        loss += batch_loss[:count].sum()
+        correct += batch_correct[:count].sum()
+        n += count
     _sync(device)
     seconds = time.perf_counter() - start
     if n == 0:
@@ -186,19 +243,20 @@ class Trainer:
         self.stream = stream or sys.stdout
         self.device = resolve_device(options.device)
         self.precision = resolve_precision(options.precision, self.device)
+        self.memory_format = resolve_memory_format(options.memory_format, self.device)
         cuda = self.device.type == "cuda"
         if cuda:
             torch.backends.cudnn.benchmark = True
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
-        self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        self.dtype = torch.float16 if self.precision == "fp16" else torch.float32  # the weights'
+        self.data_dtype = data_dtype(self.precision)
         bf16 = self.precision == "bf16"
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
         self.image_size = dataset.train_images.shape[1]
-        if len(dataset.train_images) < recipe.batch_size:
-            raise TrainError(f"{len(dataset.train_images)} training images make no batch of "
-                             f"{recipe.batch_size}: use a smaller batch size or more data")
+        check_batch_size(graphs.net, recipe.batch_size)
+        check_data(recipe, dataset)
+        self.eval_batch_size = min(recipe.batch_size, len(dataset.test_images))
 
-        self.net = compile(graphs.net).to(self.device, memory_format=self.memory_format)
+        self.net = self._compile(graphs.net).to(self.device, memory_format=self.memory_format)
         if self.precision == "fp16":
             _keep_norms_fp32(self.net)
         self.loss_net = compile(graphs.loss).to(self.device)
@@ -215,17 +273,26 @@ class Trainer:
 
     # -- before the clock ----------------------------------------------------------------------
 
+    def _compile(self, graph: Graph) -> nn.Module:
+        """``graph`` as a module, its ghost batch norms set to ``options.ghost_bn_method``."""
+        from ..rewrites.ghost_bn import GhostBatchNorm
+
+        network = compile(graph)
+        if self.options.ghost_bn_method is not None:
+            for module in network.modules():
+                if isinstance(module, GhostBatchNorm):
+                    module.method = self.options.ghost_bn_method
+        return network
+
     def _whiten_images(self) -> torch.Tensor:
-        """The first WHITEN_IMAGES training images, normalised, unpadded, on the device."""
-        d, n = self.dataset, WHITEN_IMAGES
-        head = Dataset(d.train_images[:n], d.train_labels[:n], d.test_images[:0], d.test_labels[:0], d.classes)
-        return DeviceData(head, self.device, pad=0).train_images
+        """:func:`whitening_sample`'s images, normalised, unpadded, on the device."""
+        return DeviceData(whitening_sample(self.dataset), self.device, pad=0).train_images
 
     def _warm_up(self) -> None:
         """Run the train and eval shapes on random data (cuDNN autotuning, torch.compile)."""
         bs = self.recipe.batch_size
         x = torch.randn(bs, self.dataset.train_images.shape[-1], self.image_size, self.image_size,
-                        device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
+                        device=self.device, dtype=self.data_dtype).contiguous(memory_format=self.memory_format)
         y = torch.randint(len(self.dataset.classes), (bs,), device=self.device)
         with torch.no_grad():  # the networks' checked first calls, in eager mode, so that a
             with self.autocast():  # shape error names its node (torch.compile skips the check)
@@ -235,12 +302,11 @@ class Trainer:
         self.net.train()
         for _ in range(WARMUP_STEPS):
             loss, _ = self.train_fn(x, y)
-            loss.backward()
+            loss.sum().backward()
         self.net.zero_grad(set_to_none=True)
         self.eval_net.eval()
-        with torch.no_grad():
-            for n in {bs, len(self.dataset.test_images) % bs} - {0}:
-                self.eval_fn(x[:n], y[:n])
+        with torch.no_grad():  # one shape: test batches are padded to it
+            self.eval_fn(x[:self.eval_batch_size], y[:self.eval_batch_size])
         _sync(self.device)
 
     def _reset(self, seed: int) -> None:
@@ -261,16 +327,16 @@ class Trainer:
     def _prepare_data(self) -> DeviceData:
         """The data set where augmentation runs: the device, or the CPU for step 0 (timed)."""
         if self.recipe.gpu_preprocessing:
-            return DeviceData(self.dataset, self.device, dtype=self.dtype,
+            return DeviceData(self.dataset, self.device, dtype=self.data_dtype,
                               channels_last=self.memory_format == torch.channels_last)
         return DeviceData(self.dataset, "cpu")
 
-    def _to_device(self, batches: Iterator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels in batches:
-            images = images.to(self.device, self.dtype, non_blocking=True)
-            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True)
+    def _to_device(self, batches: Iterator[tuple]) -> Iterator[tuple]:
+        for images, labels, *rest in batches:
+            images = images.to(self.device, self.data_dtype, non_blocking=True)
+            yield images.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True), *rest
 
-    def _batches(self, batches: Iterator, data: DeviceData) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self, batches: Iterator[tuple], data: DeviceData) -> Iterator[tuple]:
         return batches if data.device == self.device else self._to_device(batches)
 
     def run(self, seed: int = 0, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
@@ -280,7 +346,6 @@ class Trainer:
         optimizer = make_optimizer(self.net, recipe)
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
         bn_warmup = RunningStatsWarmup(self.net)
-        progress = Progress(self.stream, self.options.progress)
         bs = recipe.batch_size
 
         _sync(device)
@@ -293,6 +358,7 @@ class Trainer:
         rows: list[dict[str, Any]] = []
         step = 0
         for epoch in range(1, recipe.epochs + 1):
+            progress = Progress(f"epoch {epoch}/{recipe.epochs}", steps, self.stream, self.options.progress)
             _sync(device)
             start = time.perf_counter()
             self.net.train()
@@ -303,26 +369,27 @@ class Trainer:
                 step += 1
                 bn_warmup.before(step)
                 loss, right = self.train_fn(images, labels)
+                loss = loss.sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 bn_warmup.after(step)  # after backward, which checks the stats are as the forward left them
                 set_lr(optimizer, schedule(step / steps), bs)
                 optimizer.step()
                 if self.ema:
-                    self.ema.update(self.net)
+                    self.ema.update()
                 losses[i] = loss.detach()
-                correct += right
-                progress.update(f"epoch {epoch}", i + 1, steps)
+                correct += right.sum()
+                progress.update()
             losses = losses.cpu()  # synchronises
             train_time = time.perf_counter() - start
             total_time += train_time
-            progress.clear()
+            progress.close()
             bad = torch.nonzero(~torch.isfinite(losses)).flatten()
             if len(bad):
                 raise NonFiniteLoss(epoch, int(bad[0]) + 1, steps, rows)
             self.eval_net.eval()
-            test_loss, test_acc, test_time = evaluate(self.eval_fn, self._batches(data.test_batches(bs), data),
-                                                      device)
+            test_loss, test_acc, test_time = evaluate(
+                self.eval_fn, self._batches(data.test_batches(self.eval_batch_size), data), device)
             rows.append({"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
                          "train_loss": losses.sum().item() / (steps * bs), "train_acc": correct.item() / (steps * bs),
                          "test_time": test_time, "test_loss": test_loss, "test_acc": test_acc,

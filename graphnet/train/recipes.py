@@ -72,7 +72,7 @@ class Recipe:
                       "lr_knots": tuple(d["lr_knots"]), "lr_values": tuple(d["lr_values"])})
 
 
-EMA = {"momentum": 0.99, "every": 5}
+EMA_SETTINGS = {"momentum": 0.99, "every": 5}  # Page's: decay 0.99 per step, applied every 5 steps
 # BN scales fixed at 1, CELU alpha x4 (0.075 -> 0.3), BN biases lr x64 and wd /64, output x1/16
 FROZEN_BN = {"weight": 1.0, "act_alpha_scale": 4.0, "bias_lr_mult": 64.0, "bias_wd_mult": 1 / 64,
              "final_scale": 1 / 16}
@@ -103,7 +103,7 @@ def _steps() -> list[Recipe]:
     step("frozen_bn_scale", "frozen BN scales", 43, (("freeze_bn_scale", FROZEN_BN),), **warmup(17, 0.6))
     step("whitening", "input patch whitening", 36, (("whiten_input", {"patch": 3, "eps": 1e-2}),),
          cutout=5, **warmup(14, 1.0))
-    step("ema", "EMA", 34, ema=dict(EMA), **ema_schedule(13))
+    step("ema", "EMA", 34, ema=dict(EMA_SETTINGS), **ema_schedule(13))
     step("tta", "test-time augmentation", 26, (("tta_flip", {}),), cutout=0, **ema_schedule(10))
     return steps
 

@@ -3,6 +3,7 @@ run a folder with ``log.tsv``, ``log.json``, ``curves.png`` and ``checkpoint.pt`
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ from ..data import Dataset
 from ..graph import Graph
 from .checkpoint import save_checkpoint
 from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
-from .loop import Graphs, NonFiniteLoss, Options, RunResult, Trainer, make_graphs
+from .loop import Graphs, Options, RunResult, Trainer, TrainError, check_batch_size, make_graphs
+from .provenance import provenance
 from .recipes import PassStep, Recipe, as_pass
 
 
@@ -33,19 +35,20 @@ class Setup:
 
 
 def make_setup(net: Graph, recipe: Recipe, passes: Sequence[PassStep] | None = None, spec: str = "",
-               net_passes_in_spec: bool = False, **config: Any) -> Setup:
-    """Apply ``passes`` (default the recipe's) to ``net`` and describe the run; with
-    ``net_passes_in_spec`` the net passes are taken as already applied. ``config`` adds entries.
-    A pass that finds nothing to rewrite is a NoMatchError that says how to leave it out."""
+               **config: Any) -> Setup:
+    """Apply ``passes`` (default the recipe's) to ``net`` and describe the run; ``config`` adds
+    entries. A pass that finds nothing to rewrite is a NoMatchError that says how to leave it
+    out; TrainError if the batch size cannot be split into ghost batches."""
     from ..rewrites import NoMatchError, split_passes
 
     passes = [as_pass(p) for p in (recipe.passes if passes is None else passes)]
     split = split_passes(passes)
     try:
-        graphs = make_graphs(net, [p for p in passes if not (net_passes_in_spec and p in split["net"])])
+        graphs = make_graphs(net, passes)
     except NoMatchError as e:
         raise NoMatchError(e.pass_name, f"{e.message}; leave it out with --without {e.pass_name}, or use "
                                         f"--recipe baseline", e.path) from None
+    check_batch_size(graphs.net, recipe.batch_size)
     ema = recipe.ema
     described = {
         "recipe": f"{recipe.name} ({recipe.title})",
@@ -55,7 +58,7 @@ def make_setup(net: Graph, recipe: Recipe, passes: Sequence[PassStep] | None = N
         "lr": f"{_numbers(recipe.lr_values)} at epochs {_numbers(recipe.lr_knots)}, per sample (/ batch size "
               f"per step on the summed loss), Nesterov momentum {recipe.momentum}",
         "weight_decay": f"{recipe.weight_decay:g} per sample (x batch size per step)",
-        "net_passes": describe_passes(split["net"]) + (" (already in the spec)" if net_passes_in_spec else ""),
+        "net_passes": describe_passes(split["net"]),
         "loss_passes": describe_passes(split["loss"]),
         "eval_passes": describe_passes(split["eval"]),
         "EMA": f"momentum {ema['momentum']} every {ema['every']} steps" if ema else "off",
@@ -85,21 +88,58 @@ def header(config: dict[str, Any]) -> str:
     return "\n".join(f"  {key.replace('_', ' ').ljust(width)}  {value}" for key, value in config.items())
 
 
+# what a run writes into its folder; a folder holding any of them (or a run folder holding them) has a run
+RUN_FILES = ("log.json", "log.tsv", "curves.png", "checkpoint.pt", "summary.json",
+             "ablate.json", "ablate.tsv", "ablate.png")
+
+
+def earlier_run_files(out: Path) -> list[Path]:
+    """The files of earlier runs in ``out``: RUN_FILES in it or in its subfolders (``run<k>``,
+    ablation steps and their runs)."""
+    return sorted(p for depth in ("", "*/", "*/*/") for name in RUN_FILES for p in out.glob(depth + name))
+
+
+def prepare_out(out: Path, overwrite: bool = False) -> Path:
+    """Make ``out`` ready for a run's files, before anything is loaded. A folder that holds an
+    earlier run is refused (runs are never mixed), unless ``overwrite``: then that run's files
+    go first. TrainError if ``out`` is a file or cannot be written."""
+    if str(out) == "":
+        raise TrainError("the output folder is empty: give --out a folder")
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"output folder {out} is a file")
+    earlier = earlier_run_files(out) if out.is_dir() else []
+    if earlier and not overwrite:
+        raise TrainError(f"output folder {out} holds an earlier run ({earlier[0].relative_to(out)}): "
+                         f"choose another --out, or add --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+        for path in earlier:
+            path.unlink()
+    except OSError as e:
+        raise TrainError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    return out
+
+
 def train_runs(setup: Setup, dataset: Dataset, options: Options, seeds: Sequence[int], out: Path,
-               stream: TextIO, data: dict[str, Any] | None = None) -> list[RunResult]:
+               stream: TextIO, data: dict[str, Any] | None = None, command: str = "") -> list[RunResult]:
     """Train one run per seed (one trainer, so compilation and warm-up happen once), logging
     each into ``out`` (``out/run<k>`` for several). ``data`` tells ``graphnet eval`` how to
-    rebuild the data set (its source and subsets). NonFiniteLoss propagates, its log kept."""
+    rebuild the data set (its source and subsets); ``command`` is recorded with the versions
+    and device. Each log.json says its ``status``: ``running``, ``done``, or ``failed`` /
+    ``interrupted`` with the ``reason``; the exception then propagates, the log kept."""
     def say(text: str = "") -> None:
         print(text, file=stream, flush=True)
 
     trainer = Trainer(setup.graphs, setup.recipe, dataset, options, stream)
+    origin = provenance(trainer.device, trainer.precision, command)
     results = []
     for k, seed in enumerate(seeds, 1):
         folder = out / f"run{k}" if len(seeds) > 1 else out
         folder.mkdir(parents=True, exist_ok=True)
         rows: list[dict[str, Any]] = []
-        log = {"config": {**setup.config, "seed": seed}, "rows": rows}
+        log = {"status": "running", "config": {**setup.config, "seed": seed}, "provenance": origin, "rows": rows}
 
         def on_epoch(row: dict[str, Any]) -> None:
             rows.append(row)
@@ -113,25 +153,32 @@ def train_runs(setup: Setup, dataset: Dataset, options: Options, seeds: Sequence
         write_json(log, folder / "log.json")
         try:
             result = trainer.run(seed, on_epoch)
-        except NonFiniteLoss as e:
-            write_json({**log, "stopped": str(e)}, folder / "log.json")
+        except KeyboardInterrupt:
+            write_json({**log, "status": "interrupted", "reason": "interrupted by the user (KeyboardInterrupt)"},
+                       folder / "log.json")
             raise
+        except Exception as e:
+            write_json({**log, "status": "failed", "reason": f"{type(e).__name__}: {e}"}, folder / "log.json")
+            raise
+        log["status"] = "done"
         log["result"] = {"test_acc": result.test_acc, "test_loss": result.test_loss,
                          "train_time": result.train_time, "prep_time": result.prep_time,
                          "eval_time": result.eval_time, "images_per_s": result.images_per_s}
-        write_json(log, folder / "log.json")
         if not plot_curves(rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}"):
             say("(curves.png not drawn: matplotlib is not installed)")
-        save_checkpoint(folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data)
+        save_checkpoint(folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data, origin)
+        write_json(log, folder / "log.json")
         say(f"final test acc {result.test_acc:.4f}{' (TTA)' if setup.tta else ''} | "
             f"train time {result.train_time:.2f} s (preprocessing {result.prep_time:.2f} s) | "
-            f"final eval {result.eval_time:.2f} s | {result.images_per_s:.0f} train images/s | {folder}")
+            f"final eval {result.eval_time:.2f} s | {result.images_per_s:.0f} train images/s")
+        say(f"written: {folder / 'log.json'}, {folder / 'checkpoint.pt'}"
+            + (f"; curves: {folder / 'curves.png'}" if (folder / "curves.png").is_file() else ""))
         results.append(result)
     if len(results) > 1:
         acc, time = summarise([r.test_acc for r in results]), summarise([r.train_time for r in results])
         say(f"{len(results)} runs: test acc mean {acc['mean']:.4f} min {acc['min']:.4f} max {acc['max']:.4f} "
             f"std {acc['std']:.4f} | train time mean {time['mean']:.2f} s min {time['min']:.2f} "
             f"max {time['max']:.2f} std {time['std']:.2f}")
-        write_json({"config": setup.config, "seeds": list(seeds), "test_acc": acc, "train_time": time},
-                   out / "summary.json")
+        write_json({"config": setup.config, "provenance": origin, "seeds": list(seeds), "test_acc": acc,
+                    "train_time": time}, out / "summary.json")
     return results
