@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .graph import Graph, Node
+from .labels import fmt, op_label
 from .ops import REGISTRY
 from .spec import relative_ref
 
@@ -84,7 +85,6 @@ class GraphDiff:
         return bool(self.added or self.removed or self.changed or self.a.inputs != self.b.inputs)
 
     def __str__(self) -> str:
-        from .render import op_label  # labels as the drawing writes them
         width = max(map(len, self.order))
         lines = []
         if self.a.inputs != self.b.inputs:
@@ -98,19 +98,6 @@ class GraphDiff:
         lines.append(f"{len(self.changed)} changed, {len(self.added)} added, {len(self.removed)} removed, "
                      f"{len(self.unchanged)} unchanged")
         return "\n".join(lines)
-
-
-def fmt(value: Any) -> str:
-    """A param or attr value, short: 0.075, 3×3, weight, bias=64."""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return ",".join(value)
-    if isinstance(value, tuple):
-        return "×".join(map(fmt, value))
-    if isinstance(value, Mapping):
-        return ",".join(f"{k}={fmt(v)}" for k, v in value.items())
-    return str(value)
 
 
 def node_changes(a: Node, b: Node) -> tuple[Change, ...]:

@@ -16,7 +16,7 @@ from ..errors import SpecError
 from ..render import RenderError
 
 # the modules that add command groups
-COMMAND_MODULES = ("render", "tricks", "train")
+COMMAND_MODULES = ("render", "tricks", "train", "diff")
 # exceptions that are the user's to fix: reported in one line
 USER_ERRORS = (SpecError, DataError, RenderError, FileNotFoundError)
 
