@@ -3,6 +3,7 @@
 from .compile import Network, compile
 from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
                      UnknownInputError, UnknownOpError)
+from .diff import GraphDiff, diff
 from .graph import Graph, Node, build
 from .ops import REGISTRY, get_op, register
 from .render import render
@@ -14,5 +15,5 @@ __all__ = [
     "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
     "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError", "build",
     "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
-    "to_json",
+    "to_json", "GraphDiff", "diff",
 ]
