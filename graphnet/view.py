@@ -76,6 +76,7 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
         nodes = {p: d.node(p) for p in d.order}
         status = {p: d.status(p) for p in d.order}
         changes = {p: d.describe(p) for p in d.changed}
+        op_changed = {p for p, cs in d.changed.items() if any(c.kind == "op" for c in cs)}
         changed_attrs = {p: {c.name for c in cs if c.kind == "attr"} for p, cs in d.changed.items()}
         inputs = list(dict.fromkeys((*d.b.inputs, *d.a.inputs)))
         input_status = {i: "same" if i in d.a.inputs and i in d.b.inputs else "added" if i in d.b.inputs
@@ -90,7 +91,7 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
     else:
         nodes = {n.path: n for n in source.nodes}
         status = dict.fromkeys(nodes, "same")
-        changes, changed_attrs = {}, {}
+        changes, changed_attrs, op_changed = {}, {}, set()
         inputs = list(source.inputs)
         input_status = dict.fromkeys(inputs, "same")
         edges = [(s, n.path, "same") for n in source.nodes for s in n.inputs]
@@ -106,7 +107,7 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
         row = rows.get(path)
         lines = [node.name] if node.name != node.op else []
         described = changes.get(path, [])
-        if described and "→" in described[0] and not described[0].startswith("inputs"):
+        if path in op_changed:
             lines += described  # 'relu → celu(0.075)' stands for the op label
         else:
             lines += [op_label(node), *described]
