@@ -155,14 +155,13 @@ def _legend(dot: pydot.Dot) -> None:
     """A small cluster naming the diff styles."""
     import pydot
 
-    legend = pydot.Cluster("legend", label="diff", style="rounded", color="#cccccc", fontcolor="#555555")
+    legend = pydot.Cluster("legend", label="diff", style="rounded", color="#cccccc", fontcolor="#555555", rank="same")
     names = ["unchanged", "added", "removed", "changed"]
     for name in names:
-        attrs = {"label": name, "fillcolor": "#ffffff", "fontsize": "9"}
+        attrs = {"label": name, "fillcolor": "#ffffff", "fontsize": "8", "height": "0.2", "width": "0.4",
+                 "margin": "0.05,0.02"}
         attrs.update(_status_attrs("same" if name == "unchanged" else name))
         legend.add_node(pydot.Node(_id(f"legend:{name}"), **attrs))
-    for a, b in zip(names, names[1:]):
-        legend.add_edge(pydot.Edge(_id(f"legend:{a}"), _id(f"legend:{b}"), style="invis"))
     dot.add_subgraph(legend)
 
 
