@@ -41,8 +41,8 @@ def main() -> None:
     print(graphnet.render(graphnet.diff(base, graphnet.rewrite(base, ["tta_flip"])), IMG / "pass_tta_flip.svg",
                           depth=1, rankdir="LR"))
     final = graphnet.build(graphnet.load_spec(ROOT / "specs" / "bag_of_tricks.py"))
-    print(graphnet.render(graphnet.diff(block(base, "layer1"), block(final, "layer1")), IMG / "layer1_to_bag_of_tricks.svg",
-                          rankdir="LR", fold=True))
+    layer1 = graphnet.diff(block(base, "layer1"), block(final, "layer1"))
+    print(graphnet.render(layer1, IMG / "layer1_to_bag_of_tricks.svg", rankdir="LR", fold=True))
 
 
 if __name__ == "__main__":

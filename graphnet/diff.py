@@ -48,7 +48,8 @@ class GraphDiff:
     removed: tuple[str, ...]
     changed: Mapping[str, tuple[Change, ...]]
     unchanged: tuple[str, ...]
-    order: tuple[str, ...] = field(repr=False)  # every path of both graphs: b's order, removed ones after their predecessor in a
+    # every path of both graphs: b's order, each removed one after its predecessor in a
+    order: tuple[str, ...] = field(repr=False)
 
     def status(self, path: str) -> str:
         """'added', 'removed', 'changed' or 'same'."""
@@ -112,7 +113,8 @@ def node_changes(a: Node, b: Node) -> tuple[Change, ...]:
 
 def _keyed(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     names = list(old) + [k for k in new if k not in old]
-    return [Change(kind, k, old.get(k, MISSING), new.get(k, MISSING)) for k in names if old.get(k, MISSING) != new.get(k, MISSING)]
+    return [Change(kind, k, old.get(k, MISSING), new.get(k, MISSING)) for k in names
+            if old.get(k, MISSING) != new.get(k, MISSING)]
 
 
 def diff(a: Graph, b: Graph) -> GraphDiff:

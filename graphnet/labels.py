@@ -31,7 +31,7 @@ def op_label(node: Node) -> str:
 
 
 def hint_lines(attrs: Mapping[str, Any], skip: Iterable[str] = ()) -> list[str]:
-    """Trainer hints as label lines: ``frozen weight``, ``lr ×64 bias``, ``wd ×0.015625 bias``, ``init whitening(eps=0.01)``."""
+    """Trainer hints as label lines: ``frozen weight``, ``lr ×64 bias``, ``init whitening(eps=0.01)``."""
     lines = []
     for key, value in attrs.items():
         if key in skip:
@@ -66,3 +66,8 @@ def fmt(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
     return str(value)
+
+
+def shape_label(shape: tuple[int, ...] | None) -> str:
+    """(1, 64, 32, 32) -> '1×64×32×32'; None (not a tensor) -> '-'."""
+    return "-" if shape is None else "×".join(map(str, shape))

@@ -1,9 +1,10 @@
 """Draw a Graph, or a diff of two, with Graphviz: namespaces as nested clusters, one edge per node input.
 
 ``to_dot`` builds a ``pydot.Dot`` from a ``View`` (graphnet.view); ``render`` writes it as
-.dot (text, no layout engine), .svg or .png, or writes the interactive .html view. Layout needs a ``dot`` program: the system's Graphviz if it is on PATH, else
-the one the pip package ``graphviz-pure`` installs beside the Python executable. pydot is
-imported only when a drawing is made.
+.dot (text, no layout engine), .svg or .png, or writes the interactive .html view (graphnet.html,
+laid out in the browser). Layout needs a ``dot`` program: the system's Graphviz if it is on
+PATH, else the one the pip package ``graphviz-pure`` installs beside the Python executable.
+pydot is imported only when a drawing is made.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .diff import GraphDiff
 from .graph import Graph
-from .labels import op_label  # noqa: F401  (graphnet.render.op_label, as before)
+from .labels import op_label, shape_label  # noqa: F401  (graphnet.render.op_label, as before)
 from .summary import Summary
 from .view import View, at_depth, collapse, view
 
@@ -134,7 +135,7 @@ def dot_of(v: View, rankdir: str = "TB") -> pydot.Dot:
     for e in v.edges:
         attrs = dict(EDGE_STYLE.get(e.status, {}))
         if e.shape:
-            attrs["label"] = _shape_label(e.shape)
+            attrs["label"] = shape_label(e.shape)
         dot.add_edge(pydot.Edge(_id(e.src), _id(e.dst), **attrs))
     if v.is_diff:
         _legend(dot)
@@ -168,10 +169,6 @@ def _legend(dot: pydot.Dot) -> None:
 def _id(path: str) -> str:
     """A quoted DOT id, so that paths like 'graph' or 'node' are not read as keywords."""
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _shape_label(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
 
 
 def find_engine(prog: str | None = None) -> str:

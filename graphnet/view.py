@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .diff import GraphDiff
 from .graph import Graph, Node
-from .labels import fmt, hint_lines, op_label, si
+from .labels import fmt, hint_lines, op_label, shape_label, si
 from .spec import SEP, namespaces, parent
 from .summary import Row, Summary
 
@@ -100,7 +100,7 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
     items: dict[str, Item] = {}
     for name in inputs:
         shape = tensor_shapes.get(name)
-        info = {"input": name, **({"shape": _shape(shape)} if shape else {})}
+        info = {"input": name, **({"shape": shape_label(shape)} if shape else {})}
         items[name] = Item(name, "input", "", (name,), "input", input_status[name], info)
     for path, node in nodes.items():
         hints = hint_lines(node.attrs, skip=changed_attrs.get(path, ()))
@@ -113,8 +113,8 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
             lines += [op_label(node), *described]
         info = {"path": path, "op": node.op, "params": fmt(dict(node.params)) or "none"}
         if row is not None:
-            info.update({"shape": _shape(row.shape), "parameters": f"{row.params:,}", "FLOPs": f"{row.flops:,}"})
-        if hints:
+            info.update({"shape": shape_label(row.shape), "parameters": f"{row.params:,}", "FLOPs": f"{row.flops:,}"})
+        if node.attrs:
             info["hints"] = "; ".join(hint_lines(node.attrs))
         if described:
             info["changes"] = "; ".join(described)
@@ -127,10 +127,6 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
              output, is_diff=isinstance(source, GraphDiff))
     folds = _fold(v, nodes) if fold else {}
     return _with_clusters(_folded(v, folds), rows, folds)
-
-
-def _shape(shape: tuple[int, ...] | None) -> str:
-    return "-" if shape is None else "×".join(map(str, shape))
 
 
 # -- folding ---------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def page_data(text: str) -> dict:
 
 def test_html_is_self_contained(resnet9_spec, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["render", str(ROOT / "specs" / "resnet9.py"), "-o", "r9.html", "--engine", "dot"]) == 0  # no engine used
+    # the engine named is never used: the page is laid out in the browser
+    assert main(["render", str(ROOT / "specs" / "resnet9.py"), "-o", "r9.html", "--engine", "dot"]) == 0
     text = (tmp_path / "r9.html").read_text(encoding="utf-8")
     assert not re.search(r'(src|href)=["\']?(https?:)?//', text) and "<script src" not in text
     data = page_data(text)
@@ -76,10 +77,12 @@ def open_page(browser, path: Path):
 
 def overlapping_nodes(page) -> int:
     return page.evaluate("""() => {
-        const r = [...document.querySelectorAll('g.node rect, g.box rect:not(.back)')].map(e => e.getBoundingClientRect());
+        const r = [...document.querySelectorAll('g.node rect, g.box rect:not(.back)')]
+            .map(e => e.getBoundingClientRect());
+        const apart = (a, b) => a.right - 1 <= b.left || b.right - 1 <= a.left || a.bottom - 1 <= b.top
+            || b.bottom - 1 <= a.top;
         let n = 0;
-        for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++)
-            if (r[i].left < r[j].right - 1 && r[j].left < r[i].right - 1 && r[i].top < r[j].bottom - 1 && r[j].top < r[i].bottom - 1) n++;
+        for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) if (!apart(r[i], r[j])) n++;
         return n; }""")
 
 
@@ -110,6 +113,10 @@ def test_in_chromium(browser, which, resnet9_spec, tmp_path):
     assert info.is_visible() and "×".join(map(str, table.shapes[inner])) in info.inner_text()
     assert "FLOPs" in info.inner_text() and inner in info.inner_text()
     page.screenshot(path=str(tmp_path / f"{which}.png"), full_page=True)
+    size = page.locator("svg").bounding_box()
+    page.locator("#flip").click()  # left to right
+    flipped = page.locator("svg").bounding_box()
+    assert flipped["width"] > size["width"] and flipped["height"] < size["height"] and overlapping_nodes(page) == 0
     assert (tmp_path / f"{which}.png").stat().st_size > 10_000
     assert errors == []
 

@@ -115,6 +115,7 @@ def test_diff_command(capsys, tmp_path):
     assert main(["diff", spec, tricks]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "24 changed, 1 added, 0 removed, 11 unchanged"
     assert main(["diff", spec]) == 1
-    assert capsys.readouterr().err == "graphnet diff: error: nothing to compare: give a second spec or --rewrite passes\n"
+    assert capsys.readouterr().err == ("graphnet diff: error: nothing to compare: give a second spec or --rewrite "
+                                       "passes\n")
     assert main(["render", spec, "--diff", tricks, "-o", str(tmp_path / "d.dot")]) == 0
     assert styled((tmp_path / "d.dot").read_text(encoding="utf-8"), "#1a9850") == ["prep/whiten"]

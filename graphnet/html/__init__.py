@@ -14,6 +14,7 @@ import json
 from importlib.resources import files
 from typing import Iterable
 
+from ..labels import shape_label
 from ..render import op_colour
 from ..view import View
 
@@ -23,7 +24,8 @@ PAGE = """<!DOCTYPE html>
 <div id="bar"><input id="search" list="paths" placeholder="find a node by path (Enter)"><datalist id="paths"></datalist>
 <button id="expand">expand all</button><button id="collapse">collapse all</button><button id="flip">TB/LR</button>
 <button id="zoomin">+</button><button id="zoomout">−</button><span id="status"></span>
-<span class="legend"><span class="st-added">added</span><span class="st-removed">removed</span><span class="st-changed">changed</span></span>
+<span class="legend"><span class="st-added">added</span><span class="st-removed">removed</span>
+<span class="st-changed">changed</span></span>
 <span>{summary}</span></div>
 <div id="stage"></div><div id="info"></div>
 <script type="application/json" id="graphnet-data">{data}</script>
@@ -43,7 +45,7 @@ def to_html(v: View, rankdir: str = "TB", collapsed: Iterable[str] = (), title: 
                    "info": dict(it.info), "hinted": it.hinted, "colour": op_colour(it.op)} for it in v.items.values()],
         "clusters": [{"id": c.id, "parent": c.parent, "label": c.label, "status": c.status, "box": list(c.box_lines),
                       "fold": c.fold} for c in v.clusters.values()],
-        "edges": [[e.src, e.dst, e.status, "×".join(map(str, e.shape)) if e.shape else ""] for e in v.edges],
+        "edges": [[e.src, e.dst, e.status, shape_label(e.shape) if e.shape else ""] for e in v.edges],
     }
     text = json.dumps(data, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
     package = files(__name__)
