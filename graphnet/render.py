@@ -138,7 +138,7 @@ def dot_of(v: View, rankdir: str = "TB") -> pydot.Dot:
             attrs["label"] = shape_label(e.shape)
         dot.add_edge(pydot.Edge(_id(e.src), _id(e.dst), **attrs))
     if v.is_diff:
-        _legend(dot)
+        _legend(dot, rankdir)
     return dot
 
 
@@ -152,12 +152,14 @@ def _status_attrs(status: str, base: str = "rounded,filled", cluster: bool = Fal
     return style
 
 
-def _legend(dot: pydot.Dot) -> None:
-    """A small cluster naming the diff styles."""
+def _legend(dot: pydot.Dot, rankdir: str) -> None:
+    """A small cluster naming the diff styles, in one rank (a row, or a column left to right)."""
     import pydot
 
     legend = pydot.Cluster("legend", label="diff", style="rounded", color="#cccccc", fontcolor="#555555", rank="same")
     names = ["unchanged", "added", "removed", "changed"]
+    if rankdir == "LR":  # dot stacks one rank's nodes bottom up there
+        names.reverse()
     for name in names:
         attrs = {"label": name, "fillcolor": "#ffffff", "fontsize": "8", "height": "0.2", "width": "0.4",
                  "margin": "0.05,0.02"}

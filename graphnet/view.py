@@ -11,6 +11,7 @@ draws each given namespace as one box.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from math import prod
 from typing import Any, Iterable, Mapping, Sequence
 
 from .diff import GraphDiff
@@ -186,21 +187,34 @@ def _folded(v: View, folds: Mapping[str, list[str]]) -> View:
         return v
     members = {ns: [p for p in v.items if p.startswith(ns + SEP)] for run in folds.values() for ns in run}
     alias = {p: q for first, run in folds.items() for other in run[1:] for p, q in zip(members[other], members[first])}
-    group = {p: rep for rep in folds for p in members[rep]}
-    group.update({p: group[alias[p]] for p in alias})
+    run_of = {p: {q for ns in run for q in members[ns]} for run in folds.values() for ns in run[1:] for p in members[ns]}
+
+    def kept(p: str) -> str:  # through nested folds: stage3/5/x -> stage2/5/x -> stage2/0/x
+        while p in alias:
+            p = alias[p]
+        return p
+
     edges: dict[tuple[str, str], Edge] = {}
     for e in v.edges:
-        if e.dst in alias and group.get(e.src) == group[e.dst]:
-            continue  # inside the folded run
-        key = (alias.get(e.src, e.src), alias.get(e.dst, e.dst))
-        edges.setdefault(key, replace(e, src=key[0], dst=key[1]))
+        if e.src in run_of.get(e.dst, ()):
+            continue  # from one block of a folded run to the next
+        key = (kept(e.src), kept(e.dst))
+        if key[0] != key[1]:
+            edges.setdefault(key, replace(e, src=key[0], dst=key[1]))
     items = {p: it for p, it in v.items.items() if p not in alias}
     return replace(v, items=items, edges=tuple(edges.values()))
 
 
 def _with_clusters(v: View, rows: Mapping[str, Row], folds: Mapping[str, list[str]]) -> View:
-    """``v`` with its Clusters: every namespace of its nodes, with the label and box lines of each."""
+    """``v`` with its Clusters: every namespace of its nodes, with the label and box lines of each.
+
+    A box counts all it stands for: a node inside folded runs (the box's own, or inner ones) counts
+    once per block it stands for."""
     node_paths = [p for p, it in v.items.items() if it.kind == "node"]
+
+    def copies(p: str, ns: str) -> int:
+        return prod(len(folds[f]) for f in namespaces(p) if f in folds and (f == ns or f.startswith(ns + SEP)))
+
     clusters: dict[str, Cluster] = {}
     members: dict[str, tuple[str, ...]] = {}
     for ns in dict.fromkeys(ns for p in node_paths for ns in namespaces(p)):
@@ -211,10 +225,11 @@ def _with_clusters(v: View, rows: Mapping[str, Row], folds: Mapping[str, list[st
         statuses = [v.items[p].status for p in inside]
         status = statuses[0] if len(set(statuses)) == 1 and statuses[0] in ("added", "removed") else \
             "same" if set(statuses) == {"same"} else "changed"
-        lines = [f"{len(inside)} nodes" + (" each" if n > 1 else "")]
+        lines = [f"{sum(copies(p, ns) for p in inside)} nodes"]
         if inside and all(p in rows for p in inside):
-            params, flops = sum(rows[p].params for p in inside), sum(rows[p].flops for p in inside)
-            lines.append(f"{si(params * n)} params · {si(flops * n)} FLOPs")
+            params = sum(rows[p].params * copies(p, ns) for p in inside)
+            flops = sum(rows[p].flops * copies(p, ns) for p in inside)
+            lines.append(f"{si(params)} params · {si(flops)} FLOPs")
         counts = {s: statuses.count(s) for s in ("changed", "added", "removed") if s in statuses}
         if v.is_diff and counts and status == "changed":
             lines.append(", ".join(f"{c} {s}" for s, c in counts.items()))

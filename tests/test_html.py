@@ -121,6 +121,20 @@ def test_in_chromium(browser, which, resnet9_spec, tmp_path):
     assert errors == []
 
 
+def test_depth_and_fold_in_chromium(browser, tmp_path):
+    graph = graphnet.build(deep_spec())
+    path = graphnet.render(graph, tmp_path / "deep.html", depth=1, fold=True, rankdir="LR")
+    page, errors = open_page(browser, path)
+    # stem, stage1, and stage2 standing for stage2 and stage3 (identical), each holding one block ×N
+    assert page.locator("g.box").count() == 3 and page.locator("g.node").count() == 0
+    assert page.locator('g.box[data-ns="stage2"] text').first.text_content() == "stage2…stage3 ×2"
+    page.locator('g.box[data-ns="stage2"]').click()
+    assert page.locator('g.cluster.fold[data-ns="stage2/0"] > text').text_content().startswith("0…16 ×17")
+    assert page.locator("g.node").count() == 7 and overlapping_nodes(page) == 0
+    page.screenshot(path=str(tmp_path / "deep.png"))
+    assert errors == []
+
+
 def test_diff_in_chromium(browser, resnet9_spec, tmp_path):
     a = graphnet.build(resnet9_spec)
     b = graphnet.rewrite(a, ["whiten_input", "celu", "ghost_bn"])

@@ -87,6 +87,14 @@ def test_fold_chains_of_identical_blocks():
     edges = {(e.src, e.dst) for e in v.edges}
     assert ("stage/0/extra", "stage/1/conv") in edges and ("stage/1/relu", "wide/conv") in edges
     assert "wide" in v.clusters and v.clusters["wide"].fold == 1  # identical but in another namespace
+    assert v.clusters["stage"].box_lines == ("13 nodes",) and v.clusters["stage/1"].box_lines == ("9 nodes",)
+    # folds inside folds: two identical stages of two identical blocks
+    nested = view(graphnet.build({"s1": {"0": block(8), "1": block(8)}, "s2": {"0": block(8), "1": block(8)}}),
+                  fold=True)
+    assert [(c.label, c.box_lines[0]) for c in nested.clusters.values()] == [("s1…s2 ×2", "12 nodes"),
+                                                                            ("0…1 ×2", "6 nodes")]
+    assert {(e.src, e.dst) for e in nested.edges} == {("input", "s1/0/conv"), ("s1/0/conv", "s1/0/bn"),
+                                                       ("s1/0/bn", "s1/0/relu")}
     # identical siblings that are not chained (parallel branches) stay apart
     par = graphnet.build({"a": block(8), "b": {**block(8), "conv": conv(8, 8, inputs=["/input"])},
                           "sum": add(inputs=["a", "b"])}, inputs="input")
