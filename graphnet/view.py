@@ -114,7 +114,8 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
             lines += [op_label(node), *described]
         info = {"path": path, "op": node.op, "params": fmt(dict(node.params)) or "none"}
         if row is not None:
-            info.update({"shape": shape_label(row.shape), "parameters": f"{row.params:,}", "FLOPs": f"{row.flops:,}"})
+            info.update({"output shape": shape_label(row.shape), "parameters": f"{row.params:,}",
+                         "FLOPs": f"{row.flops:,}"})
         if node.attrs:
             info["hints"] = "; ".join(hint_lines(node.attrs))
         if described:

@@ -41,7 +41,7 @@ def test_html_is_self_contained(resnet9_spec, tmp_path, monkeypatch):
     data = page_data(text)
     assert len([i for i in data["items"] if i["kind"] == "node"]) == 35
     conv = next(i for i in data["items"] if i["id"] == "layer1/conv")
-    assert conv["info"]["shape"] == "1×128×32×32" and conv["info"]["parameters"] == "73,728"
+    assert conv["info"]["output shape"] == "1×128×32×32" and conv["info"]["parameters"] == "73,728"
     html = graphnet.build(resnet9_spec)._repr_html_()
     assert html.startswith("<iframe srcdoc=") and "graphnet-data" in html
 
