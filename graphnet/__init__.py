@@ -3,7 +3,6 @@
 from .compile import Network, compile
 from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
                      UnknownInputError, UnknownOpError)
-from .diff import GraphDiff, diff
 from .graph import Graph, Node, build
 from .ops import REGISTRY, get_op, register
 from .render import render
@@ -15,5 +14,9 @@ __all__ = [
     "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
     "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError", "build",
     "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
-    "to_json", "GraphDiff", "diff",
+    "to_json",
 ]
+
+from .diff import GraphDiff, diff  # noqa: E402
+
+__all__ += ["GraphDiff", "diff"]
