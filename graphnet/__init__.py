@@ -19,3 +19,7 @@ __all__ = [
     "ANY", "any_of", "bound", "explain", "match", "pat", "register_pass", "replace_op", "rule",
     "from_module",
 ]
+
+from .diff import GraphDiff, diff  # noqa: E402
+
+__all__ += ["GraphDiff", "diff"]

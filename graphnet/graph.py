@@ -298,6 +298,12 @@ class Graph:
         from .render import to_svg  # pydot only where rendering needs it
         return to_svg(self)
 
+    def _repr_html_(self) -> str:
+        """The interactive view (graphnet.html) in an iframe: collapse namespaces, hover for details, search."""
+        from .html import iframe, to_html
+        from .view import view
+        return iframe(to_html(view(self)))
+
 
 def _read_instead(nodes: Iterable[Node], uses: Mapping[str, str], only: set[str]) -> list[Node]:
     """``nodes``, those in ``only`` reading ``uses[i]`` wherever they read ``i``."""

@@ -20,7 +20,7 @@ from ..render import RenderError
 from ..train import TrainError
 
 # the modules that add command groups
-COMMAND_MODULES = ("render", "tricks", "train")
+COMMAND_MODULES = ("render", "tricks", "train", "diff")
 # exceptions that are the user's to fix: reported in one line
 USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError)
 

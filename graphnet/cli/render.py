@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..render import RANKDIRS
 from ..summary import summary
 from .args import add_graph_arguments, graph_from_args, parse_shape, positive_int
+from .diff import sides
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("render", help="draw a spec as .svg, .png or .dot",
+    p = subparsers.add_parser("render", help="draw a spec as .svg, .png, .dot or interactive .html",
                               description="Draw a spec: namespaces as nested boxes, one arrow per input.")
     add_graph_arguments(p)
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
-                   help="output .svg, .png or .dot (default: <spec name>.svg here)")
+                   help="output .svg, .png, .dot or .html (interactive: click a namespace to collapse it, "
+                        "hover a node for its details; default: <spec name>.svg here)")
+    p.add_argument("--diff", nargs="?", const="", metavar="B",
+                   help="draw what changes from SPEC as written to B (default: SPEC) with the --rewrite passes")
+    p.add_argument("--rankdir", choices=RANKDIRS, default="TB", help="TB: top to bottom (default); LR: left to right")
+    p.add_argument("--depth", type=positive_int, metavar="N",
+                   help="draw each namespace N levels down as one box (name, nodes, params, FLOPs)")
+    p.add_argument("--fold", action="store_true",
+                   help="fold runs of identical sibling blocks (layer1/0, layer1/1, ...) into one box marked ×N")
     p.add_argument("--shapes", action="store_true", help="label the edges with tensor shapes")
     p.add_argument("--summary", action="store_true", help="also print the summary table")
     _add_input_shape(p)
@@ -36,14 +46,19 @@ def _add_input_shape(p: argparse.ArgumentParser) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    from ..diff import diff
     from ..render import render
 
-    graph = graph_from_args(args)
-    table = summary(graph, (args.batch, *args.input_shape)) if args.shapes or args.summary else None
-    if table is not None and args.summary:
-        print(table)
+    graphs = sides(args, args.diff or None) if args.diff is not None else (graph_from_args(args),)
     output = args.output or Path(f"{_stem(args.spec)}.svg")
-    render(graph, output, shapes=table.shapes if args.shapes else None, prog=args.engine)
+    needed = args.shapes or args.summary or args.depth or output.suffix.lower() == ".html"
+    tables = [summary(g, (args.batch, *args.input_shape)) for g in graphs] if needed else None
+    if tables and args.summary:
+        print(tables[-1])
+    source = diff(*graphs) if len(graphs) == 2 else graphs[0]
+    shapes = {k: v for t in tables for k, v in t.shapes.items()} if tables and args.shapes else None
+    render(source, output, shapes=shapes, prog=args.engine, summary=tables, rankdir=args.rankdir, depth=args.depth,
+           fold=args.fold)
     print(output)
     return 0
 
