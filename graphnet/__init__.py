@@ -1,6 +1,7 @@
 """graphnet: networks as dict specs, compiled to torch.fx code, transformed by graph rewrites."""
 
 from .compile import Network, compile
+from .diff import GraphDiff, diff
 from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
                      UnknownInputError, UnknownOpError)
 from .graph import Graph, Node, build, replace_op
@@ -12,14 +13,9 @@ from .summary import Row, Summary, summary
 from .trace import from_module
 
 __all__ = [
-    "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "Network", "Node", "ParamError",
-    "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError", "build",
-    "compile", "from_json", "get_op", "initialise", "load_spec", "register", "render", "rewrite", "summary",
+    "ANY", "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "GraphDiff", "Network", "Node",
+    "ParamError", "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError",
+    "any_of", "bound", "build", "compile", "diff", "explain", "from_json", "from_module", "get_op", "initialise",
+    "load_spec", "match", "pat", "register", "register_pass", "render", "replace_op", "rewrite", "rule", "summary",
     "to_json",
-    "ANY", "any_of", "bound", "explain", "match", "pat", "register_pass", "replace_op", "rule",
-    "from_module",
 ]
-
-from .diff import GraphDiff, diff  # noqa: E402
-
-__all__ += ["GraphDiff", "diff"]
