@@ -75,6 +75,14 @@ def test_augmentation_is_seeded_and_cropped_on_the_device_path(folder):
     assert not torch.equal(epoch(again, 10, seed=1, crop=16, cutout=4)[0], images)  # the next epoch
 
 
+def test_a_sample_for_data_initialisers_is_balanced_and_unpadded(folder):
+    data = StreamData(folder, "cpu", workers=0, rank=1, world_size=2)
+    sample = data.sample_train_images(10)
+    assert sample.shape == (10, 3, 16, 16)
+    reference = DeviceData(load_dataset(folder, cache_dir=folder.parent / "cache", progress=False), "cpu", pad=0)
+    assert torch.bincount(reference.train_labels[match(sample, reference.train_images)]).tolist() == [5, 5]
+
+
 def test_ranks_share_each_epoch_between_them(folder):
     shares = [StreamData(folder, "cpu", workers=0, rank=r, world_size=3) for r in range(3)]
     assert [s.len_train for s in shares] == [13] * 3 and [s.num_train_batches(4) for s in shares] == [3] * 3

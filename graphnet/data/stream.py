@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from . import augment
 from .loader import CIFAR10_MEAN, CIFAR10_STD
-from .sources import ARCHIVE_SUFFIXES, SPLITS, TORCHVISION_FOLDER, DataError, _index_split, _read_archive, _Tree, _walk
+from .sources import (ARCHIVE_SUFFIXES, SPLITS, TORCHVISION_FOLDER, DataError, _balanced_indices, _index_split,
+                      _read_archive, _Tree, _walk)
 
 FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
 CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
@@ -201,8 +202,11 @@ class StreamData:
 
     def _batches(self, split: str, batch_size: int, pad: int,
                  drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Decoded, normalised, padded batches on the device (float32, N×C×H×W)."""
-        for images, labels, problem in self._loader(split, batch_size, drop_last):
+        return self._prepared(self._loader(split, batch_size, drop_last), pad)
+
+    def _prepared(self, loader: DataLoader, pad: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The loader's batches decoded, normalised and padded on the device (float32, N×C×H×W)."""
+        for images, labels, problem in loader:
             if problem:
                 raise DataError(problem)
             if isinstance(images, list):
@@ -220,6 +224,15 @@ class StreamData:
             if tuple(image.shape) != self.image_shape:
                 raise DataError(_size_problem(image, "(one in this batch)", self.source.where, self.image_shape))
         return torch.stack(images)
+
+    def sample_train_images(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` training images drawn class-balanced at random (from all ranks' shares, so the
+        same on every rank), normalised and unpadded, in ``dtype`` on the device: what data
+        initialisers such as input whitening see (an ImageFolder is sorted by class)."""
+        labels = torch.tensor(self.train.labels)
+        picked = _balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
+        loader = DataLoader(Subset(self.train, picked.tolist()), 256, num_workers=self.workers, collate_fn=_collate)
+        return torch.cat([images.to(self.dtype) for images, _ in self._prepared(loader, 0)])
 
     def num_train_batches(self, batch_size: int, drop_last: bool = True) -> int:
         """How many batches :meth:`train_batches` yields per epoch (on every rank)."""
