@@ -67,9 +67,9 @@ class Dist:
     # -- the network -----------------------------------------------------------------------
 
     def wrap(self, network: nn.Module, sync_bn: bool = False) -> nn.Module:
-        """``network`` (already on :attr:`device`) in DistributedDataParallel, its plain batch
-        norms made :class:`SyncBatchNorm` if ``sync_bn`` (raises DistributedError on ghost
-        batch norm, in one process too). One process: ``network`` itself.
+        """``network`` (already on :attr:`device`) in DistributedDataParallel, after
+        :func:`sync_batch_norm` if ``sync_bn`` (which raises DistributedError on ghost batch
+        norm, in one process too). One process: ``network`` itself.
 
         Buffers are not broadcast (``broadcast_buffers=False``): each rank keeps its own batch
         norm statistics, and rank 0's are the ones evaluated and saved.
