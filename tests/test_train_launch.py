@@ -66,3 +66,25 @@ def test_torchrun_runs_graphnet_without_nproc():
     assert torchrun_args(argv, 2, "/tmp/logs") == [
         "--standalone", "--nproc-per-node=2", "--log-dir=/tmp/logs", "-m", "graphnet.cli",
         "train", "--epochs", "1", "--subset", "100"]
+
+
+def test_the_first_failure_is_found_and_a_signal_is_named(tmp_path, monkeypatch):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from graphnet.train.launch import first_failure, record_error
+
+    files = {}
+    for rank, message in [(1, "ValueError: first"), (0, "RuntimeError: Connection closed by peer")]:
+        files[rank] = str(tmp_path / f"error{rank}.json")
+        monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", files[rank])
+        assert record_error(message)
+    failures = {r: ProcessFailure(r, 100 + r, 1, files[r]) for r in (0, 1)}
+    assert first_failure(failures) == (1, "ValueError: first")
+    killed = {2: ProcessFailure(2, 102, -9, str(tmp_path / "none.json"))}
+    assert first_failure(killed) == (2, "killed by signal 9 (SIGKILL)")
+    killed[2].timestamp = failures[1].timestamp
+    assert first_failure({**killed, **failures})[0] == 2  # within a second, the signal is the cause
+    killed[2].timestamp += 1
+    assert first_failure({**killed, **failures})[0] == 1
+    monkeypatch.delenv("TORCHELASTIC_ERROR_FILE")
+    assert not record_error("nowhere to write")

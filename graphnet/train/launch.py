@@ -105,12 +105,15 @@ def run_torchrun(args: Sequence[str], stream=None) -> int:
 
 
 def first_failure(failures: dict[int, Any]) -> tuple[int, str]:
-    """``(rank, cause)`` of the failure that came first, from torchrun's ``ProcessFailure``s:
-    by the nanosecond time of :func:`record_error` where the ranks wrote one (a rank with a
-    record failed before any without), else torch's own second-resolution timestamp."""
-    def when(item: tuple[int, Any]) -> tuple[int, int]:
+    """``(rank, cause)`` of the failure that came first, from torchrun's ``ProcessFailure``s.
+
+    By torch's timestamp (seconds); within one second a failure with no record (a signal, a
+    crash outside Python: a cause, not a peer's broken connection) before recorded ones, and
+    recorded ones by the nanosecond time of :func:`record_error`.
+    """
+    def when(item: tuple[int, Any]) -> tuple[int, int, int]:
         ns = _extra(item[1]).get("time_ns")
-        return (0, int(ns)) if ns else (1, int(item[1].timestamp))
+        return (int(item[1].timestamp), 1, int(ns)) if ns else (int(item[1].timestamp), 0, 0)
 
     rank, failure = min(failures.items(), key=when)
     message = failure.message
