@@ -8,7 +8,7 @@ import torch
 from torchvision.io import encode_jpeg
 
 from graphnet.data import DataError, DeviceData, load_dataset
-from graphnet.data.stream import StreamData, device_bytes, plan
+from graphnet.data.stream import StreamData, device_bytes, index_source, plan
 
 # ../shared/data beside the repository (or beside the worktrees' folder)
 CIFAR_JPEG = next((p / "shared/data/cifar10-jpeg.tar.gz" for p in Path(__file__).resolve().parents[2:4]
@@ -119,6 +119,7 @@ def test_the_plan_streams_only_what_does_not_fit(folder):
     assert note.endswith("kept on the device")
     stream, note = plan(folder, "cpu", free=10 ** 5)
     assert stream and note.endswith("streamed from the source by DataLoader workers")
+    assert plan(index_source(folder), "cpu", free=10 ** 5) == (stream, note)
     assert plan("cifar10", "cpu", free=1)[0] is False  # torchvision's format is not streamable
 
 
@@ -137,3 +138,15 @@ def test_cifar10_jpeg_archive_streams():
     mean, std = data.mean, data.std
     torch.testing.assert_close(images[15], (pil.permute(2, 0, 1).float() - mean) / std, atol=0.05, rtol=0)
     assert labels.tolist() == [0] * 16 and data.classes[0] == "airplane"
+
+
+def test_encoded_batches_decode_as_the_workers_would(folder):
+    """The GPU-decoding path's plumbing on the CPU: workers pass bytes, the main process decodes
+    the batch with torchvision's batched decode_jpeg on the data's device."""
+    from graphnet.data.stream import _Images
+
+    data = StreamData(folder, "cpu", workers=0)
+    decoded = torch.cat([b[0] for b in data.test_batches(4)])
+    data.test = _Images(data.source, "test", data.image_shape, encoded=True)
+    data._loaders.clear()
+    assert torch.equal(torch.cat([b[0] for b in data.test_batches(4)]), decoded)

@@ -15,7 +15,7 @@ memory fits in half of what is free on the device (on the CPU: of the RAM availa
 
 from __future__ import annotations
 
-import functools
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -283,28 +283,31 @@ def free_bytes(device: torch.device | str) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def plan(source: str | Path, device: torch.device | str, dtype: torch.dtype = torch.float32, pad: int = 4,
-         free: int | None = None) -> tuple[bool, str]:
+def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
+         pad: int = 4, free: int | None = None) -> tuple[bool, str]:
     """``(stream, note)``: whether ``source`` should be streamed to ``device`` (its decoded set,
     by :func:`device_bytes`, needs more than FREE_FRACTION of ``free``, default
     :func:`free_bytes`), and a one-line note saying so. torchvision's CIFAR-10 (``cifar10`` or
     its folder) is never streamed: StreamData reads ImageFolder trees only. On the CPU the
-    loader's uint8 copy of the set counts too, since it sits in the same RAM."""
+    loader's uint8 copy of the set counts too, since it sits in the same RAM. An indexed
+    :class:`Source` (:func:`index_source`) saves reading an archive twice."""
     device = torch.device(device)
-    if str(source) == "cifar10" or Path(source).name == TORCHVISION_FOLDER or \
+    if isinstance(source, Source):
+        indexed = source
+    elif str(source) == "cifar10" or Path(source).name == TORCHVISION_FOLDER or \
             (Path(source).is_dir() and (Path(source) / TORCHVISION_FOLDER).is_dir()):
-        counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
-        streamable = False
+        indexed = None
     else:
         indexed = index_source(source)
-        counts = len(indexed.files["train"]), len(indexed.files["test"])
-        shape = image_shape(indexed)
-        streamable = True
+    if indexed is None:
+        counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
+    else:
+        counts, shape = (len(indexed.files["train"]), len(indexed.files["test"])), image_shape(indexed)
     need = device_bytes(*counts, shape, dtype, pad)
     if device.type == "cpu":
-        need += (counts[0] + counts[1]) * functools.reduce(int.__mul__, shape)
+        need += (counts[0] + counts[1]) * math.prod(shape)
     free = free_bytes(device) if free is None else free
-    stream = streamable and need > FREE_FRACTION * free
+    stream = indexed is not None and need > FREE_FRACTION * free
     where = "streamed from the source by DataLoader workers" if stream else "kept on the device"
     return stream, (f"data: {counts[0]} train + {counts[1]} test images of {'x'.join(map(str, shape))} need about "
                     f"{need / 2**30:.2f} GiB on {device.type} ({free / 2**30:.1f} GiB free): {where}")
