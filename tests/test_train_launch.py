@@ -1,5 +1,6 @@
 """graphnet's torchrun launcher: --nproc checked before start, and a failing rank named in one line."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,13 +26,22 @@ RANK_ONE_FAILS = """
     main()
 """
 
+GRAPHNET_RANKS = """
+    import torch
+    from graphnet.train.distributed import process_group
+
+    with process_group("cpu") as dist:
+        assert (dist.world_size, dist.local_rank) == (2, dist.rank) and dist.distributed
+        total, = dist.sum_(torch.tensor([dist.rank + 1]))
+        assert total.item() == 3
+"""
+
 
 def launcher(args: list[str]) -> subprocess.CompletedProcess:
+    """run_torchrun(args) in a fresh process (torchrun's agent installs signal handlers)."""
     code = f"import sys; from graphnet.train.launch import run_torchrun; sys.exit(run_torchrun({args!r}))"
-    env_threads = {"OMP_NUM_THREADS": "1"}
-    import os
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env_threads})
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_a_failing_rank_is_named_with_its_cause_in_one_line(tmp_path):
@@ -44,9 +54,9 @@ def test_a_failing_rank_is_named_with_its_cause_in_one_line(tmp_path):
     assert "Root Cause" not in done.stderr  # torchrun's own table is replaced by the line
 
 
-def test_a_passing_run_returns_zero(tmp_path):
+def test_torchruns_ranks_join_graphnets_process_group(tmp_path):
     script = tmp_path / "passes.py"
-    script.write_text("import torch.distributed as dist\ndist.init_process_group('gloo')\ndist.barrier()\n")
+    script.write_text(textwrap.dedent(GRAPHNET_RANKS))
     done = launcher(["--standalone", "--nproc-per-node=2", f"--log-dir={tmp_path / 'logs'}", str(script)])
     assert done.returncode == 0, done.stderr
 
