@@ -155,8 +155,8 @@ class StreamData:
       generator given to :meth:`train_batches`;
     - ``rank``/``world_size``: this rank's share of each epoch (``len_train`` images, the
       same on every rank; DistributedSampler's ``drop_last``);
-    - ``gpu_decode``: decode JPEGs on the GPU (default: on CUDA). Every image is decoded
-      as RGB and all must be one size, like the on-device path.
+    - ``gpu_decode``: decode on the GPU (default: on CUDA when every file is a JPEG). Every
+      image is decoded as RGB and all must be one size, like the on-device path.
     """
 
     def __init__(self, source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
@@ -176,8 +176,9 @@ class StreamData:
         self.mean = torch.tensor(mean, device=self.device).view(-1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(-1, 1, 1)
         cuda = self.device.type == "cuda"
-        self.gpu_decode = cuda if gpu_decode is None else gpu_decode
-        if self.gpu_decode and not (cuda and all(f.lower().endswith((".jpg", ".jpeg")) for f in self.source.files["train"])):
+        jpeg = all(f.lower().endswith((".jpg", ".jpeg")) for split in SPLITS for f in self.source.files[split])
+        self.gpu_decode = cuda and jpeg if gpu_decode is None else gpu_decode
+        if self.gpu_decode and not (cuda and jpeg):
             raise DataError(f"GPU decoding needs a CUDA device and JPEG images only ({self.source.where})")
         self.train = _Images(self.source, "train", self.image_shape, encoded=self.gpu_decode)
         self.test = _Images(self.source, "test", self.image_shape, encoded=self.gpu_decode)
@@ -196,7 +197,8 @@ class StreamData:
             train = split == "train"
             self._loaders[key] = DataLoader(
                 self.train if train else self.test, batch_size, sampler=self.sampler if train else None,
-                drop_last=drop_last, collate_fn=_collate, pin_memory=self.device.type == "cuda" and not self.gpu_decode,
+                drop_last=drop_last, collate_fn=_collate,
+                pin_memory=self.device.type == "cuda" and not self.gpu_decode,
                 **workers)
         return self._loaders[key]
 
