@@ -1,0 +1,315 @@
+"""Training data streamed from an image folder or archive, for sets too big for the device.
+
+:class:`StreamData` serves the same batches as :class:`~graphnet.data.loader.DeviceData`
+(``train_batches``, ``test_batches``, ``num_train_batches``) from an ImageFolder tree
+``train/<class>/*``, ``test/<class>/*`` (a directory, or a ``.tar``/``.tar.gz``/``.tgz``
+archive, whose encoded bytes are read into memory once). A ``torch.utils.data.DataLoader``
+with worker processes reads and decodes each batch (``torchvision.io``; on CUDA, JPEGs are
+decoded on the GPU, the workers only read bytes), with pinned memory and prefetching; a
+``DistributedSampler`` gives each rank its share. On the device each batch is normalised,
+reflect-padded, cropped, flipped and cut out with the functions the on-device path uses.
+
+:func:`plan` decides between the two paths: the on-device path while its estimated peak
+memory fits in half of what is free on the device (on the CPU: of the RAM available).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from . import augment
+from .loader import CIFAR10_MEAN, CIFAR10_STD
+from .sources import (ARCHIVE_SUFFIXES, SPLITS, TORCHVISION_FOLDER, DataError, _balanced_indices, _index_split,
+                      _read_archive, _Tree, _walk)
+
+FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
+CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, crop: int, flip: bool,
+                  cutout: int) -> torch.Tensor:
+    """A padded batch randomly cropped to ``crop`` (skipped at the padded size), flipped if
+    ``flip``, cut out (``cutout`` square, 0 for none): the on-device path's augmentation."""
+    if crop != images.shape[-1] or crop != images.shape[-2]:
+        images = augment.random_crop(images, crop, generator)
+    if flip:
+        images = augment.random_flip(images, generator)
+    return augment.cutout(images, cutout, generator)
+
+
+# -- the source ---------------------------------------------------------------------------------
+
+class _FolderReader:
+    """The bytes of a file under ``root`` (picklable, for spawned workers)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, rel: str) -> bytes:
+        return (self.root / rel).read_bytes()
+
+
+@dataclass
+class Source:
+    """An ImageFolder tree indexed, nothing decoded: per split the files and their labels."""
+
+    where: Path
+    tree: _Tree
+    classes: list[str]
+    files: dict[str, list[str]]
+    labels: dict[str, list[int]]
+
+
+def index_source(source: str | Path) -> Source:
+    """Index an ImageFolder directory or archive (see the module doc); DataError if it is not one."""
+    where = Path(source).expanduser()
+    if not where.exists():
+        raise DataError(f"data source {where} does not exist")
+    if where.is_file() and where.name.endswith(ARCHIVE_SUFFIXES):
+        tree = _read_archive(where)
+    elif where.is_dir():
+        files, dirs = _walk(where)
+        tree = _Tree(files, dirs, _FolderReader(where))
+    else:
+        raise DataError(f"data source {where} is neither a directory nor a {'/'.join(ARCHIVE_SUFFIXES)} archive")
+    index = {split: _index_split(tree, split, where) for split in SPLITS}
+    classes = list(index["train"])
+    if classes != list(index["test"]):
+        raise DataError(f"train and test classes differ in {where}: {classes} and {list(index['test'])}")
+    files = {s: [f for c in classes for f in index[s][c]] for s in SPLITS}
+    labels = {s: [k for k, c in enumerate(classes) for _ in index[s][c]] for s in SPLITS}
+    return Source(where, tree, classes, files, labels)
+
+
+def image_shape(source: Source) -> tuple[int, int, int]:
+    """C×H×W of the first training image, decoded as RGB (all must have it)."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    head = _Images(source, "train", None, encoded=True)[0][0]
+    return tuple(decode_image(head, mode=ImageReadMode.RGB).shape)
+
+
+class _Images(torch.utils.data.Dataset):
+    """One split's ``(image, label, problem)``: the decoded C×H×W uint8 image, or with
+    ``encoded`` its bytes as a 1-D uint8 tensor; ``problem`` a one-line error or ''."""
+
+    def __init__(self, source: Source, split: str, shape: tuple[int, ...] | None, encoded: bool):
+        self.read, self.where = source.tree.read, source.where
+        self.files, self.labels = source.files[split], source.labels[split]
+        self.shape, self.encoded = shape, encoded
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
+        from torchvision.io import ImageReadMode, decode_image
+
+        name = self.files[i]
+        data = torch.frombuffer(bytearray(self.read(name)), dtype=torch.uint8)
+        if self.encoded:
+            return data, self.labels[i], ""
+        try:
+            image = decode_image(data, mode=ImageReadMode.RGB)
+        except RuntimeError as e:
+            return None, self.labels[i], f"cannot read image {name} in {self.where}: {e}"
+        return image, self.labels[i], _size_problem(image, name, self.where, self.shape)
+
+
+def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int, ...] | None) -> str:
+    if shape is None or tuple(image.shape) == shape:
+        return ""
+    return (f"image {name} in {where} is {image.shape[1]}x{image.shape[2]} (HxW), but the first training image "
+            f"is {shape[1]}x{shape[2]}: all images must be one size")
+
+
+def _collate(samples: list[tuple[torch.Tensor | None, int, str]]) -> tuple[Any, torch.Tensor, str]:
+    """``(images, labels, problem)``: images stacked (decoded) or a list (encoded); the batch's
+    first problem, if any, for the main process to raise in one line."""
+    images, labels, problems = zip(*samples)
+    labels = torch.tensor(labels)
+    problem = next((p for p in problems if p), "")
+    if problem:
+        return None, labels, problem
+    return (list(images) if images[0].dim() == 1 else torch.stack(images)), labels, ""
+
+
+# -- the data -----------------------------------------------------------------------------------
+
+class StreamData:
+    """``source`` streamed to ``device`` in batches; the attributes and methods the trainer
+    uses of :class:`~graphnet.data.loader.DeviceData` (which see for ``dtype``, ``mean``,
+    ``std``, ``pad``, ``channels_last``), plus:
+
+    - ``workers`` reader/decoder processes (0: in this process), ``prefetch`` batches each;
+    - ``seed``: the training order (epoch ``e`` shuffles with ``seed + e``, as
+      DistributedSampler does), the same on every rank; augmentation draws from the
+      generator given to :meth:`train_batches`;
+    - ``rank``/``world_size``: this rank's share of each epoch (``len_train`` images, the
+      same on every rank; DistributedSampler's ``drop_last``);
+    - ``gpu_decode``: decode on the GPU (default: on CUDA when every file is a JPEG). Every
+      image is decoded as RGB and all must be one size, like the on-device path.
+    """
+
+    def __init__(self, source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
+                 mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD, pad: int = 4,
+                 channels_last: bool = False, workers: int = 2, prefetch: int = 4, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, gpu_decode: bool | None = None):
+        self.source = source if isinstance(source, Source) else index_source(source)
+        self.device = torch.device(device)
+        self.dtype, self.pad, self.workers, self.prefetch = dtype, pad, workers, prefetch
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.classes = self.source.classes
+        self.num_classes = len(self.classes)
+        self.image_shape = image_shape(self.source)
+        if not len(mean) == len(std) == self.image_shape[0]:
+            raise ValueError(f"mean and std need one value per channel ({self.image_shape[0]}), "
+                             f"got {len(mean)} and {len(std)}")
+        self.mean = torch.tensor(mean, device=self.device).view(-1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(-1, 1, 1)
+        cuda = self.device.type == "cuda"
+        jpeg = all(f.lower().endswith((".jpg", ".jpeg")) for split in SPLITS for f in self.source.files[split])
+        self.gpu_decode = cuda and jpeg if gpu_decode is None else gpu_decode
+        if self.gpu_decode and not (cuda and jpeg):
+            raise DataError(f"GPU decoding needs a CUDA device and JPEG images only ({self.source.where})")
+        self.train = _Images(self.source, "train", self.image_shape, encoded=self.gpu_decode)
+        self.test = _Images(self.source, "test", self.image_shape, encoded=self.gpu_decode)
+        self.sampler = DistributedSampler(self.train, num_replicas=world_size, rank=rank, shuffle=True,
+                                          seed=seed, drop_last=True)
+        self.len_train = len(self.sampler)
+        self.epoch = 0
+        self._loaders: dict[tuple[str, int, bool], DataLoader] = {}
+
+    def _loader(self, split: str, batch_size: int, drop_last: bool) -> DataLoader:
+        """One DataLoader per split and batching, its workers kept across epochs."""
+        key = (split, batch_size, drop_last)
+        if key not in self._loaders:
+            workers = {"num_workers": self.workers, "persistent_workers": True,
+                       "prefetch_factor": self.prefetch} if self.workers else {}
+            train = split == "train"
+            self._loaders[key] = DataLoader(
+                self.train if train else self.test, batch_size, sampler=self.sampler if train else None,
+                drop_last=drop_last, collate_fn=_collate,
+                pin_memory=self.device.type == "cuda" and not self.gpu_decode,
+                **workers)
+        return self._loaders[key]
+
+    def _batches(self, split: str, batch_size: int, pad: int,
+                 drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._prepared(self._loader(split, batch_size, drop_last), pad)
+
+    def _prepared(self, loader: DataLoader, pad: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The loader's batches decoded, normalised and padded on the device (float32, N×C×H×W)."""
+        for images, labels, problem in loader:
+            if problem:
+                raise DataError(problem)
+            if isinstance(images, list):
+                images = self._decode_on_gpu(images)
+            x = images.to(self.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
+            if pad:
+                x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+            yield x, labels.to(self.device, non_blocking=True)
+
+    def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> torch.Tensor:
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
+        for image in images:
+            if tuple(image.shape) != self.image_shape:
+                raise DataError(_size_problem(image, "(one in this batch)", self.source.where, self.image_shape))
+        return torch.stack(images)
+
+    def sample_train_images(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` training images drawn class-balanced at random (from all ranks' shares, so the
+        same on every rank), normalised and unpadded, in ``dtype`` on the device: what data
+        initialisers such as input whitening see (an ImageFolder is sorted by class)."""
+        labels = torch.tensor(self.train.labels)
+        picked = _balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
+        loader = DataLoader(Subset(self.train, picked.tolist()), 256, num_workers=self.workers, collate_fn=_collate)
+        return torch.cat([images.to(self.dtype) for images, _ in self._prepared(loader, 0)])
+
+    def num_train_batches(self, batch_size: int, drop_last: bool = True) -> int:
+        """How many batches :meth:`train_batches` yields per epoch (on every rank)."""
+        whole, rest = divmod(self.len_train, batch_size)
+        return whole + (1 if rest and not drop_last else 0)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator, crop: int = 32, flip: bool = True,
+                      cutout: int = 0, drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of this rank's ``(images, labels)``, augmented on the device as
+        DeviceData's (the order from ``seed`` and the epoch count, see the class doc)."""
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        for images, labels in self._batches("train", batch_size, self.pad, drop_last):
+            images = augment_batch(images.to(self.dtype), generator, crop, flip, cutout)
+            yield images.contiguous(memory_format=self.memory_format), labels
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The whole test set in order, unaugmented (every rank sees all of it)."""
+        for images, labels in self._batches("test", batch_size, 0):
+            yield images.to(self.dtype).contiguous(memory_format=self.memory_format), labels
+
+
+# -- choosing the path --------------------------------------------------------------------------
+
+def device_bytes(num_train: int, num_test: int, shape: Sequence[int], dtype: torch.dtype,
+                 pad: int = 4) -> int:
+    """An estimate of the on-device path's peak memory: its steady set (padded train and test
+    images in ``dtype``) plus, while preparing the train split, the uint8 copy and float32
+    normalised and padded temporaries."""
+    c, h, w = shape
+    padded, plain = c * (h + 2 * pad) * (w + 2 * pad), c * h * w
+    size = torch.empty((), dtype=dtype).element_size()
+    steady = (num_train * padded + num_test * plain) * size
+    temporaries = num_train * (plain * (1 + 4) + (padded * 4 if size != 4 else 0))
+    return steady + temporaries
+
+
+def free_bytes(device: torch.device | str) -> int:
+    """Free memory on a CUDA device, or the RAM available to a new process (CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
+         pad: int = 4, free: int | None = None) -> tuple[bool, str]:
+    """``(stream, note)``: whether ``source`` should be streamed to ``device`` (its decoded set,
+    by :func:`device_bytes`, needs more than FREE_FRACTION of ``free``, default
+    :func:`free_bytes`), and a one-line note saying so. torchvision's CIFAR-10 (``cifar10`` or
+    its folder) is never streamed: StreamData reads ImageFolder trees only. On the CPU the
+    loader's uint8 copy of the set counts too, since it sits in the same RAM. An indexed
+    :class:`Source` (:func:`index_source`) saves reading an archive twice."""
+    device = torch.device(device)
+    if isinstance(source, Source):
+        indexed = source
+    elif str(source) == "cifar10" or Path(source).name == TORCHVISION_FOLDER or \
+            (Path(source).is_dir() and (Path(source) / TORCHVISION_FOLDER).is_dir()):
+        indexed = None
+    else:
+        indexed = index_source(source)
+    if indexed is None:
+        counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
+    else:
+        counts, shape = (len(indexed.files["train"]), len(indexed.files["test"])), image_shape(indexed)
+    need = device_bytes(*counts, shape, dtype, pad)
+    if device.type == "cpu":
+        need += (counts[0] + counts[1]) * math.prod(shape)
+    free = free_bytes(device) if free is None else free
+    stream = indexed is not None and need > FREE_FRACTION * free
+    where = "streamed from the source by DataLoader workers" if stream else "kept on the device"
+    return stream, (f"data: {counts[0]} train + {counts[1]} test images of {'x'.join(map(str, shape))} need about "
+                    f"{need / 2**30:.2f} GiB on {device.type} ({free / 2**30:.1f} GiB free): {where}")
