@@ -86,12 +86,20 @@ def overlapping_nodes(page) -> int:
         return n; }""")
 
 
-@pytest.mark.parametrize("which", ["resnet9", "deep50"])
+CASES = {  # spec -> (a namespace to collapse, a node inside it to search for)
+    "resnet9": ("layer1", "layer1/conv"),
+    "deep50": ("stage2", "stage2/16/a/conv"),
+    "torchvision:resnet50": ("layer2", "layer2/3/conv2"),
+}
+
+
+@pytest.mark.parametrize("which", list(CASES))
 def test_in_chromium(browser, which, resnet9_spec, tmp_path):
-    graph = graphnet.build(resnet9_spec if which == "resnet9" else deep_spec())
-    ns, inner = ("layer1", "layer1/conv") if which == "resnet9" else ("stage2", "stage2/16/a/conv")
+    spec = {"resnet9": resnet9_spec, "deep50": deep_spec()}.get(which) or graphnet.load_spec(which)
+    graph = graphnet.build(spec)
+    ns, inner = CASES[which]
     table = graphnet.summary(graph, (1, 3, 32, 32))
-    path = graphnet.render(graph, tmp_path / f"{which}.html", summary=table)
+    path = graphnet.render(graph, tmp_path / f"{which.replace(':', '_')}.html", summary=table)
     page, errors = open_page(browser, path)
     nodes = page.locator("g.node")
     assert nodes.count() == len(graph)
@@ -112,12 +120,12 @@ def test_in_chromium(browser, which, resnet9_spec, tmp_path):
     info = page.locator("#info")
     assert info.is_visible() and "×".join(map(str, table.shapes[inner])) in info.inner_text()
     assert "FLOPs" in info.inner_text() and inner in info.inner_text()
-    page.screenshot(path=str(tmp_path / f"{which}.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     size = page.locator("svg").bounding_box()
     page.locator("#flip").click()  # left to right
     flipped = page.locator("svg").bounding_box()
     assert flipped["width"] > size["width"] and flipped["height"] < size["height"] and overlapping_nodes(page) == 0
-    assert (tmp_path / f"{which}.png").stat().st_size > 10_000
+    assert (tmp_path / "page.png").stat().st_size > 10_000
     assert errors == []
 
 
@@ -147,3 +155,10 @@ def test_diff_in_chromium(browser, resnet9_spec, tmp_path):
     page.locator('g.node[data-path="prep/relu"]').click()
     page.screenshot(path=str(tmp_path / "d.png"), full_page=True)
     assert errors == []
+
+
+def test_render_torchvision_resnet50_to_html(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "torchvision:resnet50", "-o", "r50.html"]) == 0
+    nodes = [i for i in page_data((tmp_path / "r50.html").read_text(encoding="utf-8"))["items"] if i["kind"] == "node"]
+    assert len(nodes) == len(graphnet.build(graphnet.load_spec("torchvision:resnet50")))
