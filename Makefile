@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(PY) -m pytest -q
 
-# On a CUDA machine the full final recipe; on the CPU one epoch (156 steps of 256) of the quarter-width
-# network on 40,000 training images: 64% in 1 min 44 s on 2 cores (benchmarks/README.md).
+# On a CUDA machine the full final recipe; on the CPU one epoch (140 steps of 256) of the quarter-width
+# network on 36,000 training images: 60% in 1 min 43 s on 2 cores, render included (benchmarks/README.md).
 CUDA = $(shell $(PY) -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null)
-DEMO_CPU = --width-mult 0.25 --epochs 1 --batch-size 256 --subset 40000 --test-subset 2000
+DEMO_CPU = --width-mult 0.25 --epochs 1 --batch-size 256 --subset 36000 --test-subset 2000
 
 demo: install
 	$(VENV)/bin/graphnet render specs/bag_of_tricks.py -o $(OUT)/bag_of_tricks.svg
