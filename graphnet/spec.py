@@ -242,27 +242,24 @@ def from_json(text: str, imports: bool | list[str] = False) -> dict:
             raise SpecError(f"not a JSON spec: key {twice[0]!r} appears twice in one object")
         return dict(pairs)
 
+    recorded: list[str] = []
     try:
         data = json.loads(text, object_pairs_hook=unique)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"not a JSON spec: {e}") from None
-    except RecursionError:
-        raise SpecError("not a JSON spec: nested too deeply") from None
-    recorded: list[str] = []
-    if isinstance(data, dict) and data.get("format") == JSON_FORMAT:
-        recorded, data = data.get("imports", []), data.get("spec")
-    for module_name in recorded if imports is True else imports or ():
-        importlib.import_module(module_name)
-    try:
+        if isinstance(data, dict) and data.get("format") == JSON_FORMAT:
+            recorded, data = data.get("imports", []), data.get("spec")
+        for module_name in recorded if imports is True else imports or ():
+            importlib.import_module(module_name)
         spec = node(data)
         flat_nodes(spec)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"not a JSON spec: {e}") from None
+    except RecursionError:  # in the parser or in walking the nodes
+        raise SpecError("not a JSON spec: nested too deeply") from None
     except UnknownOpError as e:
         if recorded and imports is not True:
             raise UnknownOpError(f"{e}; the spec records its ops' modules: {', '.join(recorded)} (import them, "
                                  f"pass imports=True, or on the command line --import MODULE)") from None
         raise
-    except RecursionError:
-        raise SpecError("not a JSON spec: nested too deeply") from None
     return spec
 
 
