@@ -132,7 +132,7 @@ def test_cifar10_jpeg_archive_streams():
 
     data = StreamData(CIFAR_JPEG, "cpu", workers=0)
     assert (data.len_train, len(data.test), data.num_classes, data.image_shape) == (50_000, 10_000, 10, (3, 32, 32))
-    images, labels = next(data.test_batches(16))
+    images, labels, _ = next(data.test_batches(16))
     name = data.source.files["test"][15]
     pil = torch.from_numpy(np.asarray(Image.open(BytesIO(data.source.tree.read(name))).convert("RGB")))
     mean, std = data.mean, data.std

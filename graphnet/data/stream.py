@@ -15,6 +15,7 @@ memory fits in half of what is free on the device (on the CPU: of the RAM availa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -88,6 +89,18 @@ def index_source(source: str | Path) -> Source:
     files = {s: [f for c in classes for f in index[s][c]] for s in SPLITS}
     labels = {s: [k for k, c in enumerate(classes) for _ in index[s][c]] for s in SPLITS}
     return Source(where, tree, classes, files, labels)
+
+
+def subset_source(source: Source, train: int | None = None, test: int | None = None, seed: int = 0) -> Source:
+    """``source`` cut to ``train`` / ``test`` files per split, the same class-balanced random
+    images as :meth:`Dataset.subset <graphnet.data.Dataset.subset>` takes of the decoded set."""
+    generator = torch.Generator().manual_seed(seed)
+    files, labels = dict(source.files), dict(source.labels)
+    for split, n in (("train", train), ("test", test)):
+        picked = _balanced_indices(torch.tensor(labels[split]), len(source.classes), n, generator).tolist()
+        files[split] = [files[split][i] for i in picked]
+        labels[split] = [labels[split][i] for i in picked]
+    return dataclasses.replace(source, files=files, labels=labels)
 
 
 def image_shape(source: Source) -> tuple[int, int, int]:
@@ -236,6 +249,10 @@ class StreamData:
         loader = DataLoader(Subset(self.train, picked.tolist()), 256, num_workers=self.workers, collate_fn=_collate)
         return torch.cat([images.to(self.dtype) for images, _ in self._prepared(loader, 0)])
 
+    def start(self, seed: int) -> None:
+        """Begin a run: the training order from ``seed`` (the same on every rank), epoch 0."""
+        self.sampler.seed, self.epoch = seed, 0
+
     def num_train_batches(self, batch_size: int, drop_last: bool = True) -> int:
         """How many batches :meth:`train_batches` yields per epoch (on every rank)."""
         whole, rest = divmod(self.len_train, batch_size)
@@ -251,10 +268,11 @@ class StreamData:
             images = augment_batch(images.to(self.dtype), generator, crop, flip, cutout)
             yield images.contiguous(memory_format=self.memory_format), labels
 
-    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The whole test set in order, unaugmented (every rank sees all of it)."""
+    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """The whole test set in order, unaugmented (every rank sees all of it), as DeviceData's
+        ``(images, labels, count)``; the last batch may be smaller (``count`` its size)."""
         for images, labels in self._batches("test", batch_size, 0):
-            yield images.to(self.dtype).contiguous(memory_format=self.memory_format), labels
+            yield images.to(self.dtype).contiguous(memory_format=self.memory_format), labels, len(labels)
 
 
 # -- choosing the path --------------------------------------------------------------------------

@@ -26,9 +26,10 @@ batch instead. Ghost batch norm normalises sub-batches on purpose, so syncing it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,7 +38,10 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..data import Dataset
+
 PLAIN_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+SHARD_SEED = 0  # the training split's shards are the same for every run's seed
 RANK_SEED_STRIDE = 1 << 32  # rank r's augmentation seed is seed + r * stride (rank 0: seed itself)
 
 
@@ -113,6 +117,15 @@ class Dist:
         """This rank's indices into a training set with ``labels``: see :func:`shard_indices`."""
         return shard_indices(labels, self.rank, self.world_size, seed)
 
+    def shard_dataset(self, dataset: Dataset, seed: int = SHARD_SEED) -> Dataset:
+        """``dataset`` with this rank's shard of the training split (:meth:`shard`) and the
+        whole test split; one process: ``dataset`` itself."""
+        if not self.distributed:
+            return dataset
+        index = self.shard(dataset.train_labels, seed)
+        return dataclasses.replace(dataset, train_images=dataset.train_images[index],
+                                   train_labels=dataset.train_labels[index])
+
     # -- collectives -----------------------------------------------------------------------
 
     def sum_(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -121,6 +134,15 @@ class Dist:
             for tensor in tensors:
                 tdist.all_reduce(tensor, op=tdist.ReduceOp.SUM)
         return tensors
+
+    def from_main(self, values: Sequence[float]) -> tuple[float, ...]:
+        """Rank 0's ``values`` on every rank (the others pass any of the same length): figures
+        only rank 0 computes, such as its evaluation."""
+        if not self.distributed:
+            return tuple(values)
+        shared = torch.tensor(values, dtype=torch.float64, device=self.device)
+        tdist.broadcast(shared, src=0)
+        return tuple(shared.tolist())
 
     def barrier(self) -> None:
         if self.distributed:

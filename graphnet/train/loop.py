@@ -16,7 +16,7 @@ import sys
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 import torch
@@ -24,9 +24,11 @@ from torch import nn
 
 from ..compile import compile
 from ..data import Dataset, DeviceData
+from ..data.stream import Source, StreamData
 from ..graph import Graph, build
 from ..losses import LOSS_INPUTS, cross_entropy
 from .bn_warmup import RunningStatsWarmup
+from .distributed import Dist
 from .ema import EMA
 from .log import Progress
 from .optim import make_optimizer, set_lr
@@ -84,6 +86,9 @@ class Options:
     progress: bool | None = None
     memory_format: str = "auto"  # auto: channels_last on CUDA, contiguous elsewhere
     ghost_bn_method: str | None = None  # GhostBatchNorm.METHODS; None keeps the modules' default
+    sync_bn: bool = False  # several processes: plain batch norms over the global batch (distributed.py)
+    augment: bool = True  # False: no crop, flip or cutout (for exact comparisons of runs)
+    workers: int = 2  # DataLoader worker processes of the streaming path
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,16 +143,26 @@ def check_batch_size(graph: Graph, batch_size: int) -> None:
                              f"{path} (ghost_bn num_splits={splits}): use a multiple of {splits}")
 
 
-def check_data(recipe: Recipe, dataset: Dataset) -> None:
+def data_sizes(dataset: Dataset | Source) -> tuple[int, int, tuple[int, int, int], int]:
+    """``(train images, test images, C×H×W, classes)`` of a decoded data set or a streamed source."""
+    if isinstance(dataset, Source):
+        from ..data.stream import image_shape
+
+        return len(dataset.files["train"]), len(dataset.files["test"]), image_shape(dataset), len(dataset.classes)
+    n, height, width, channels = dataset.train_images.shape
+    return n, len(dataset.test_images), (channels, height, width), len(dataset.classes)
+
+
+def check_data(recipe: Recipe, dataset: Dataset | Source) -> None:
     """TrainError if ``recipe`` cannot train on ``dataset``: no full batch, a cutout larger than
     the images, or no test images."""
-    n, height, width = dataset.train_images.shape[:3]
+    n, n_test, (_, height, width), _ = data_sizes(dataset)
     if n < recipe.batch_size:
         raise TrainError(f"{n} training images make no batch of {recipe.batch_size}: use a smaller batch size "
                          f"or more data")
     if recipe.cutout > min(height, width):
         raise TrainError(f"cutout {recipe.cutout} is larger than the {height}x{width} images")
-    if len(dataset.test_images) == 0:
+    if n_test == 0:
         raise TrainError("the test set is empty")
 
 
@@ -235,13 +250,23 @@ def evaluate(fn: Callable, batches: Iterable[tuple[torch.Tensor, torch.Tensor, i
 
 
 class Trainer:
-    """Trains ``graphs`` on ``dataset`` by ``recipe`` (see the module doc)."""
+    """Trains ``graphs`` on ``dataset`` by ``recipe`` (see the module doc). ``dataset`` is a
+    decoded Dataset kept on the device, or an indexed Source streamed by DataLoader workers
+    (:mod:`graphnet.data.stream`).
 
-    def __init__(self, graphs: Graphs, recipe: Recipe, dataset: Dataset, options: Options = Options(),
-                 stream: TextIO | None = None):
-        self.graphs, self.recipe, self.dataset, self.options = graphs, recipe, dataset, options
+    ``dist``: this process's place among several (:mod:`.distributed`, started by torchrun).
+    Each process trains a DistributedDataParallel copy on its shard with ``B / W`` of the
+    recipe's global batch ``B`` (the optimiser is given that local batch: the per-sample rates
+    keep their meaning), and augments with its own seed; ghost batch norm splits each
+    process's batch into the graph's ``num_splits``. Rank 0 alone keeps the EMA and evaluates;
+    every rank returns its figures (training loss and accuracy summed over the ranks).
+    """
+
+    def __init__(self, graphs: Graphs, recipe: Recipe, dataset: Dataset | Source, options: Options = Options(),
+                 stream: TextIO | None = None, dist: Dist = Dist()):
+        self.graphs, self.recipe, self.dataset, self.options, self.dist = graphs, recipe, dataset, options, dist
         self.stream = stream or sys.stdout
-        self.device = resolve_device(options.device)
+        self.device = dist.device if dist.distributed else resolve_device(options.device)
         self.precision = resolve_precision(options.precision, self.device)
         self.memory_format = resolve_memory_format(options.memory_format, self.device)
         cuda = self.device.type == "cuda"
@@ -251,22 +276,26 @@ class Trainer:
         self.data_dtype = data_dtype(self.precision)
         bf16 = self.precision == "bf16"
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-        self.image_size = dataset.train_images.shape[1]
-        check_batch_size(graphs.net, recipe.batch_size)
+        _, num_test, self.image_shape, self.num_classes = data_sizes(dataset)
+        self.image_size = self.image_shape[1]
+        self.batch_size = dist.local_batch(recipe.batch_size)  # this process's share of the batch
+        check_batch_size(graphs.net, self.batch_size)
         check_data(recipe, dataset)
-        self.eval_batch_size = min(recipe.batch_size, len(dataset.test_images))
+        self.eval_batch_size = min(recipe.batch_size, num_test)
 
         self.net = self._compile(graphs.net).to(self.device, memory_format=self.memory_format)
         if self.precision == "fp16":
             _keep_norms_fp32(self.net)
+        self.model = dist.wrap(self.net, sync_bn=options.sync_bn)  # what trains; self.net is the module inside
         self.loss_net = compile(graphs.loss).to(self.device)
-        self.ema = EMA(self.net, **recipe.ema) if recipe.ema else None
+        self.ema = EMA(self.net, **recipe.ema) if recipe.ema and dist.is_main else None
         self.evaluated = self.ema.network if self.ema else self.net
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
-        train_fn = loss_and_correct(self.net, self.loss_net, self.autocast)
+        train_fn = loss_and_correct(self.model, self.loss_net, self.autocast)
         eval_fn = loss_and_correct(self.eval_net, self.loss_net, self.autocast)
         self.train_fn = torch.compile(_own_code(train_fn)) if options.compile else train_fn
         self.eval_fn = torch.compile(_own_code(eval_fn)) if options.compile else eval_fn
+        self.streamed = self._stream_data() if isinstance(dataset, Source) else None
         self.whiten_images = self._whiten_images() if graphs.net.find(where=lambda n: "init" in n.attrs) else None
         if cuda or options.compile:
             self._warm_up()
@@ -285,15 +314,27 @@ class Trainer:
         return network
 
     def _whiten_images(self) -> torch.Tensor:
-        """:func:`whitening_sample`'s images, normalised, unpadded, on the device."""
+        """:func:`whitening_sample`'s images, normalised, unpadded, on the device (the same
+        images on every rank, and streamed or not)."""
+        if self.streamed is not None:
+            return self.streamed.sample_train_images(WHITEN_IMAGES, WHITEN_SEED).to(self.device, torch.float32)
         return DeviceData(whitening_sample(self.dataset), self.device, pad=0).train_images
+
+    def _stream_data(self) -> StreamData:
+        """The source streamed to where augmentation runs (the device, or the CPU for step 0),
+        this rank's share of each epoch; its workers live as long as the trainer."""
+        gpu = self.recipe.gpu_preprocessing
+        return StreamData(self.dataset, self.device if gpu else "cpu",
+                          dtype=self.data_dtype if gpu else torch.float32, pad=self._pad(),
+                          channels_last=gpu and self.memory_format == torch.channels_last,
+                          workers=self.options.workers, rank=self.dist.rank, world_size=self.dist.world_size)
 
     def _warm_up(self) -> None:
         """Run the train and eval shapes on random data (cuDNN autotuning, torch.compile)."""
-        bs = self.recipe.batch_size
-        x = torch.randn(bs, self.dataset.train_images.shape[-1], self.image_size, self.image_size,
-                        device=self.device, dtype=self.data_dtype).contiguous(memory_format=self.memory_format)
-        y = torch.randint(len(self.dataset.classes), (bs,), device=self.device)
+        bs = self.batch_size
+        x = torch.randn(bs, *self.image_shape, device=self.device,
+                        dtype=self.data_dtype).contiguous(memory_format=self.memory_format)
+        y = torch.randint(self.num_classes, (bs,), device=self.device)
         with torch.no_grad():  # the networks' checked first calls, in eager mode, so that a
             with self.autocast():  # shape error names its node (torch.compile skips the check)
                 logits = self.net.eval()(x)
@@ -319,17 +360,42 @@ class Trainer:
             initialise(fresh, self.whiten_images)
         state = fresh.state_dict()
         self.net.load_state_dict(state)
+        self.dist.broadcast_(self.net)  # rank 0's weights everywhere (it alone keeps the EMA)
         if self.ema:
             self.ema.reset(state)
 
     # -- the run -------------------------------------------------------------------------------
 
-    def _prepare_data(self) -> DeviceData:
-        """The data set where augmentation runs: the device, or the CPU for step 0 (timed)."""
+    def _prepare_data(self, seed: int) -> DeviceData | StreamData:
+        """This rank's training data where augmentation runs: the device, or the CPU for step 0
+        (timed); streamed data starts the run's order from ``seed``."""
+        if self.streamed is not None:
+            self.streamed.start(seed)
+            return self.streamed
+        shard = self.dist.shard_dataset(self.dataset)
         if self.recipe.gpu_preprocessing:
-            return DeviceData(self.dataset, self.device, dtype=self.data_dtype,
+            return DeviceData(shard, self.device, dtype=self.data_dtype, pad=self._pad(),
                               channels_last=self.memory_format == torch.channels_last)
-        return DeviceData(self.dataset, "cpu")
+        return DeviceData(shard, "cpu", pad=self._pad())
+
+    def _pad(self) -> int:
+        return 4 if self.options.augment else 0
+
+    def _augmentation(self) -> dict[str, Any]:
+        """``train_batches``' augmentation: a random crop of the padded images, a flip and the
+        recipe's cutout; none without ``options.augment``."""
+        if self.options.augment:
+            return {"crop": self.image_size, "cutout": self.recipe.cutout}
+        return {"crop": self.image_size, "flip": False, "cutout": 0}
+
+    def _evaluate(self, data: DeviceData | StreamData) -> tuple[float, float, float]:
+        """:func:`evaluate` of the eval net on rank 0, its figures shared with every rank."""
+        figures = (0.0, 0.0, 0.0)
+        if self.dist.is_main:
+            self.eval_net.eval()
+            figures = evaluate(self.eval_fn, self._batches(data.test_batches(self.eval_batch_size), data),
+                               self.device)
+        return self.dist.from_main(figures)
 
     def _to_device(self, batches: Iterator[tuple]) -> Iterator[tuple]:
         for images, labels, *rest in batches:
@@ -343,28 +409,29 @@ class Trainer:
         """Train from fresh weights; ``on_epoch(row)`` after each epoch. Raises NonFiniteLoss."""
         recipe, device = self.recipe, self.device
         self._reset(seed)
-        optimizer = make_optimizer(self.net, recipe)
+        optimizer = make_optimizer(self.net, replace(recipe, batch_size=self.batch_size))
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
         bn_warmup = RunningStatsWarmup(self.net)
-        bs = recipe.batch_size
+        bs = self.batch_size  # this process's; recipe.batch_size is the global batch
 
         _sync(device)
         start = time.perf_counter()
-        data = self._prepare_data()
-        generator = torch.Generator(device=data.device).manual_seed(seed)
+        data = self._prepare_data(seed)
+        generator = torch.Generator(device=data.device).manual_seed(self.dist.augment_seed(seed))
         _sync(device)
         prep_time = total_time = time.perf_counter() - start
         steps = data.num_train_batches(bs)
         rows: list[dict[str, Any]] = []
         step = 0
         for epoch in range(1, recipe.epochs + 1):
-            progress = Progress(f"epoch {epoch}/{recipe.epochs}", steps, self.stream, self.options.progress)
+            progress = Progress(f"epoch {epoch}/{recipe.epochs}", steps, self.stream,
+                                self.options.progress if self.dist.is_main else False)
             _sync(device)
             start = time.perf_counter()
             self.net.train()
             losses = torch.zeros(steps, device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
-            batches = data.train_batches(bs, generator, crop=self.image_size, cutout=recipe.cutout)
+            batches = data.train_batches(bs, generator, **self._augmentation())
             for i, (images, labels) in enumerate(self._batches(batches, data)):
                 step += 1
                 bn_warmup.before(step)
@@ -380,6 +447,7 @@ class Trainer:
                 losses[i] = loss.detach()
                 correct += right.sum()
                 progress.update()
+            self.dist.sum_(losses, correct)
             losses = losses.cpu()  # synchronises
             train_time = time.perf_counter() - start
             total_time += train_time
@@ -387,11 +455,10 @@ class Trainer:
             bad = torch.nonzero(~torch.isfinite(losses)).flatten()
             if len(bad):
                 raise NonFiniteLoss(epoch, int(bad[0]) + 1, steps, rows)
-            self.eval_net.eval()
-            test_loss, test_acc, test_time = evaluate(
-                self.eval_fn, self._batches(data.test_batches(self.eval_batch_size), data), device)
+            test_loss, test_acc, test_time = self._evaluate(data)
+            seen = steps * recipe.batch_size  # by all ranks
             rows.append({"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
-                         "train_loss": losses.sum().item() / (steps * bs), "train_acc": correct.item() / (steps * bs),
+                         "train_loss": losses.sum().item() / seen, "train_acc": correct.item() / seen,
                          "test_time": test_time, "test_loss": test_loss, "test_acc": test_acc,
                          "total_time": total_time})
             if on_epoch:
@@ -400,7 +467,7 @@ class Trainer:
         train_seconds = sum(r["train_time"] for r in rows)
         last = rows[-1]
         return RunResult(seed, rows, prep_time, total_time, last["test_time"], last["test_loss"], last["test_acc"],
-                         recipe.epochs * steps * bs / train_seconds, self.eval_state())
+                         recipe.epochs * steps * recipe.batch_size / train_seconds, self.eval_state())
 
     def eval_state(self) -> dict[str, torch.Tensor]:
         """The evaluated weights (the EMA's, if any) as fp32 CPU tensors."""
