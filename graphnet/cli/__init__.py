@@ -4,6 +4,10 @@ Each command module defines ``add_parsers(subparsers)``, which adds its commands
 ``parser.set_defaults(run=handler)``. Errors a user can fix (bad spec, bad data, bad training
 options or checkpoint) are raised by the commands and printed here, the one place, as one line
 with exit status 1; ``--debug`` (before or after the command) shows the traceback.
+
+Under torchrun a failing rank records its error (``Type: message``) for the launcher; under
+graphnet's own launcher (``graphnet train --nproc``), which prints the one line naming the
+rank, the rank itself prints nothing unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from ..data import DataError
 from ..errors import SpecError
 from ..render import RenderError
 from ..train import TrainError
+from ..train.distributed import DistributedError
+from ..train.launch import launched, report_errors
 
 # the modules that add command groups
 COMMAND_MODULES = ("render", "tricks", "train", "diff")
 # exceptions that are the user's to fix: reported in one line
-USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError)
+USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError, DistributedError)
 
 
 class _Version(argparse.Action):
@@ -62,14 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     args.command_line = shlex.join(["graphnet", *argv])
+    args.argv = argv  # as typed: what graphnet train --nproc runs again under torchrun
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _notes(args.command, warnings.showwarning)
-            return args.run(args) or 0
+            return report_errors(args.run)(args) or 0
     except USER_ERRORS as e:
         if args.debug:
             raise
-        print(f"graphnet {args.command}: error: {e}", file=sys.stderr)
+        if not launched():
+            print(f"graphnet {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception:
+        if args.debug or not launched():
+            raise
         return 1
     except KeyboardInterrupt:
         print(f"graphnet {args.command}: interrupted", file=sys.stderr)

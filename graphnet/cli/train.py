@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, pass_name, positive_float,
                    positive_int)
 
@@ -56,6 +57,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-preprocessing", action=argparse.BooleanOptionalAction,
                    help="augment on the device (--no-gpu-preprocessing: on the CPU, as the baseline)")
     _add_common(p)
+    distributed.add_arguments(p)
     p.set_defaults(run=run_train)
 
     p = subparsers.add_parser(
@@ -109,25 +111,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 # -- shared ----------------------------------------------------------------------------------
 
-def load_data(source: str, subset: int | None, test_subset: int | None):
+def load_data(source: str, subset: int | None, test_subset: int | None, streamed=None):
     """``(dataset, config entries, record)``: the data set cut to the subsets (a test subset in
     proportion to ``subset`` if not given), its description, and what rebuilds the cut (the
-    source as an absolute path, and as typed)."""
+    source as an absolute path, and as typed). ``streamed``: the source indexed
+    (:func:`graphnet.data.stream.index_source`), to cut and stream instead of decoding it."""
     from ..data import DataError, load_dataset
+    from ..data.stream import subset_source
+    from ..train.loop import data_sizes
 
     start = time.perf_counter()
-    dataset = load_dataset(source)
+    dataset = load_dataset(source) if streamed is None else streamed
     seconds = time.perf_counter() - start
-    full = len(dataset.train_images), len(dataset.test_images)
+    full = data_sizes(dataset)[:2]
     for name, n, size, split in (("--subset", subset, full[0], "train"), ("--test-subset", test_subset, full[1], "test")):
         if n is not None and n > size:
             raise DataError(f"{name} {n} is more than the {size} images of the {split} split of {source}")
     if subset is not None and test_subset is None:
         test_subset = min(full[1], max(1, round(subset * full[1] / full[0])))
     if subset is not None or test_subset is not None:
-        dataset = dataset.subset(train=subset, test=test_subset)
-    sizes = len(dataset.train_images), len(dataset.test_images)
-    config = {"data": f"{source} (loaded in {seconds:.1f} s)",
+        dataset = dataset.subset(train=subset, test=test_subset) if streamed is None else \
+            subset_source(dataset, train=subset, test=test_subset)
+    sizes = data_sizes(dataset)[:2]
+    config = {"data": f"{source} (loaded in {seconds:.1f} s)" if streamed is None else f"{source} (streamed)",
               "subset": (f"{sizes[0]} train, {sizes[1]} test images of {full[0]}, {full[1]} (class-balanced)"
                          if sizes != full else f"none: {sizes[0]} train, {sizes[1]} test images")}
     absolute = source if source == "cifar10" else str(Path(source).expanduser().resolve())
@@ -229,17 +235,24 @@ def setup_from_args(args: argparse.Namespace, config: dict[str, Any]):
 
 def run_train(args: argparse.Namespace) -> int:
     from ..train import check_data, train_runs
+    from ..train.distributed import process_group
     from ..train.runner import header
 
-    options = _options(args)  # everything is checked before the data loads
+    options = replace(_options(args), sync_bn=args.sync_bn)  # everything is checked before the data loads
     setup = setup_from_args(args, _run_config(args, options))
-    out = _out(args, "train")
-    dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
-    check_data(setup.recipe, dataset)
-    setup = replace(setup, config={**setup.config, **data_config})
-    _say("graphnet train", header({**setup.config, "out": out}))
-    train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data,
-               args.command_line)
+    launched = distributed.launch_if_asked(args, setup)
+    if launched is not None:
+        return launched
+    with process_group(options.device) as dist:
+        options = replace(options, device=str(dist.device))
+        out = _out(args, "train") if dist.is_main else Path()  # rank 0 alone writes
+        dataset, data_config, data = distributed.load_train_data(args, options, dist)
+        check_data(setup.recipe, dataset)
+        setup = replace(setup, config={**setup.config, **data_config, **distributed.describe(dist, setup.recipe)})
+        if dist.is_main:
+            _say("graphnet train", header({**setup.config, "out": out}))
+        train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data,
+                   args.command_line, dist)
     return 0
 
 

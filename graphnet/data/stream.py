@@ -303,6 +303,13 @@ def free_bytes(device: torch.device | str) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def is_torchvision(source: str | Path) -> bool:
+    """Whether ``source`` is torchvision's CIFAR-10 (``cifar10`` or its folder), which
+    StreamData cannot read."""
+    path = Path(source)
+    return str(source) == "cifar10" or path.name == TORCHVISION_FOLDER or (path / TORCHVISION_FOLDER).is_dir()
+
+
 def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
          pad: int = 4, free: int | None = None) -> tuple[bool, str]:
     """``(stream, note)``: whether ``source`` should be streamed to ``device`` (its decoded set,
@@ -312,13 +319,7 @@ def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.d
     loader's uint8 copy of the set counts too, since it sits in the same RAM. An indexed
     :class:`Source` (:func:`index_source`) saves reading an archive twice."""
     device = torch.device(device)
-    if isinstance(source, Source):
-        indexed = source
-    elif str(source) == "cifar10" or Path(source).name == TORCHVISION_FOLDER or \
-            (Path(source).is_dir() and (Path(source) / TORCHVISION_FOLDER).is_dir()):
-        indexed = None
-    else:
-        indexed = index_source(source)
+    indexed = source if isinstance(source, Source) else None if is_torchvision(source) else index_source(source)
     if indexed is None:
         counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
     else:

@@ -152,6 +152,16 @@ class Dist:
                 tdist.barrier()
 
     @contextlib.contextmanager
+    def main_first(self) -> Iterator[None]:
+        """The body runs on rank 0, then on the other ranks (it decodes and caches a data set
+        once, the others read the cache)."""
+        if not self.is_main:
+            self.barrier()
+        yield
+        if self.is_main:
+            self.barrier()
+
+    @contextlib.contextmanager
     def main_only(self) -> Iterator[bool]:
         """``with dist.main_only() as main: if main: write(...)``: the body's writes happen on
         rank 0, and no rank leaves before they are done (a barrier on exit)."""

@@ -134,13 +134,19 @@ def data_dtype(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
-def check_batch_size(graph: Graph, batch_size: int) -> None:
-    """TrainError if a ghost batch norm of ``graph`` cannot split a training batch of ``batch_size``."""
+def check_batch_size(graph: Graph, batch_size: int, processes: int = 1) -> None:
+    """TrainError if a ghost batch norm of ``graph`` cannot split a training batch of
+    ``batch_size``: with several ``processes``, each one's equal share of it."""
+    if batch_size % processes:
+        raise TrainError(f"batch size {batch_size} does not split evenly over {processes} processes: "
+                         f"use a multiple of {processes}")
+    local = batch_size // processes
+    share = f" (each of the {processes} processes takes {local})" if processes > 1 else ""
     for path in graph.find(op="ghost_batch_norm"):
         splits = graph[path].params.get("num_splits", 16)
-        if batch_size % splits:
-            raise TrainError(f"batch size {batch_size} does not split into the {splits} ghost batches of "
-                             f"{path} (ghost_bn num_splits={splits}): use a multiple of {splits}")
+        if local % splits:
+            raise TrainError(f"batch size {batch_size}{share} does not split into the {splits} ghost batches of "
+                             f"{path} (ghost_bn num_splits={splits}): use a multiple of {splits * processes}")
 
 
 def data_sizes(dataset: Dataset | Source) -> tuple[int, int, tuple[int, int, int], int]:
@@ -278,8 +284,8 @@ class Trainer:
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
         _, num_test, self.image_shape, self.num_classes = data_sizes(dataset)
         self.image_size = self.image_shape[1]
+        check_batch_size(graphs.net, recipe.batch_size, dist.world_size)
         self.batch_size = dist.local_batch(recipe.batch_size)  # this process's share of the batch
-        check_batch_size(graphs.net, self.batch_size)
         check_data(recipe, dataset)
         self.eval_batch_size = min(recipe.batch_size, num_test)
 

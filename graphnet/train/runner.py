@@ -4,14 +4,16 @@ run a folder with ``log.tsv``, ``log.json``, ``curves.png`` and ``checkpoint.pt`
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..data import Dataset
+from ..data.stream import Source
 from ..graph import Graph
 from .checkpoint import save_checkpoint
+from .distributed import Dist
 from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
 from .loop import Graphs, Options, RunResult, Trainer, TrainError, check_batch_size, make_graphs
 from .provenance import provenance
@@ -122,52 +124,58 @@ def prepare_out(out: Path, overwrite: bool = False) -> Path:
     return out
 
 
-def train_runs(setup: Setup, dataset: Dataset, options: Options, seeds: Sequence[int], out: Path,
-               stream: TextIO, data: dict[str, Any] | None = None, command: str = "") -> list[RunResult]:
+def train_runs(setup: Setup, dataset: Dataset | Source, options: Options, seeds: Sequence[int], out: Path,
+               stream: TextIO, data: dict[str, Any] | None = None, command: str = "",
+               dist: Dist = Dist()) -> list[RunResult]:
     """Train one run per seed (one trainer, so compilation and warm-up happen once), logging
     each into ``out`` (``out/run<k>`` for several). ``data`` tells ``graphnet eval`` how to
     rebuild the data set (its source and subsets); ``command`` is recorded with the versions
     and device. Each log.json says its ``status``: ``running``, ``done``, or ``failed`` /
-    ``interrupted`` with the ``reason``; the exception then propagates, the log kept."""
+    ``interrupted`` with the ``reason``; the exception then propagates, the log kept.
+    With several processes (``dist``) every rank trains, and rank 0 alone prints and writes."""
     def say(text: str = "") -> None:
-        print(text, file=stream, flush=True)
+        if dist.is_main:
+            print(text, file=stream, flush=True)
 
-    trainer = Trainer(setup.graphs, setup.recipe, dataset, options, stream)
+    def save(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return write(*args, **kwargs) if dist.is_main else None
+
+    trainer = Trainer(setup.graphs, setup.recipe, dataset, options, stream, dist)
     origin = provenance(trainer.device, trainer.precision, command)
     results = []
     for k, seed in enumerate(seeds, 1):
         folder = out / f"run{k}" if len(seeds) > 1 else out
-        folder.mkdir(parents=True, exist_ok=True)
+        save(folder.mkdir, parents=True, exist_ok=True)
         rows: list[dict[str, Any]] = []
         log = {"status": "running", "config": {**setup.config, "seed": seed}, "provenance": origin, "rows": rows}
 
         def on_epoch(row: dict[str, Any]) -> None:
             rows.append(row)
             say(table_row(row))
-            write_tsv(rows, folder / "log.tsv")
-            write_json(log, folder / "log.json")
+            save(write_tsv, rows, folder / "log.tsv")
+            save(write_json, log, folder / "log.json")
 
         if len(seeds) > 1:
             say(f"run {k}/{len(seeds)}: seed {seed}")
         say(table_header())
-        write_json(log, folder / "log.json")
+        save(write_json, log, folder / "log.json")
         try:
             result = trainer.run(seed, on_epoch)
         except KeyboardInterrupt:
-            write_json({**log, "status": "interrupted", "reason": "interrupted by the user (KeyboardInterrupt)"},
-                       folder / "log.json")
+            save(write_json, {**log, "status": "interrupted", "reason": "interrupted by the user (KeyboardInterrupt)"},
+                 folder / "log.json")
             raise
         except Exception as e:
-            write_json({**log, "status": "failed", "reason": f"{type(e).__name__}: {e}"}, folder / "log.json")
+            save(write_json, {**log, "status": "failed", "reason": f"{type(e).__name__}: {e}"}, folder / "log.json")
             raise
         log["status"] = "done"
         log["result"] = {"test_acc": result.test_acc, "test_loss": result.test_loss,
                          "train_time": result.train_time, "prep_time": result.prep_time,
                          "eval_time": result.eval_time, "images_per_s": result.images_per_s}
-        if not plot_curves(rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}"):
+        if save(plot_curves, rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}") is False:
             say("(curves.png not drawn: matplotlib is not installed)")
-        save_checkpoint(folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data, origin)
-        write_json(log, folder / "log.json")
+        save(save_checkpoint, folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data, origin)
+        save(write_json, log, folder / "log.json")
         say(f"final test acc {result.test_acc:.4f}{' (TTA)' if setup.tta else ''} | "
             f"train time {result.train_time:.2f} s (preprocessing {result.prep_time:.2f} s) | "
             f"final eval {result.eval_time:.2f} s | {result.images_per_s:.0f} train images/s")
@@ -179,6 +187,6 @@ def train_runs(setup: Setup, dataset: Dataset, options: Options, seeds: Sequence
         say(f"{len(results)} runs: test acc mean {acc['mean']:.4f} min {acc['min']:.4f} max {acc['max']:.4f} "
             f"std {acc['std']:.4f} | train time mean {time['mean']:.2f} s min {time['min']:.2f} "
             f"max {time['max']:.2f} std {time['std']:.2f}")
-        write_json({"config": setup.config, "provenance": origin, "seeds": list(seeds), "test_acc": acc,
-                    "train_time": time}, out / "summary.json")
+        save(write_json, {"config": setup.config, "provenance": origin, "seeds": list(seeds), "test_acc": acc,
+                          "train_time": time}, out / "summary.json")
     return results
