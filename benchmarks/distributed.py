@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10-jpeg.tar.gz"
+# ../shared/data beside the repository (or beside the worktrees' folder)
+SOURCE = next((p / "shared/data/cifar10-jpeg.tar.gz" for p in Path(__file__).resolve().parents[2:4]
+               if (p / "shared/data/cifar10-jpeg.tar.gz").is_file()), Path("shared/data/cifar10-jpeg.tar.gz"))
 
 
 def network(width_mult: float, device: torch.device):
