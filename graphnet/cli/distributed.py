@@ -52,8 +52,9 @@ def describe(dist, recipe) -> dict[str, str]:
     if not dist.distributed:
         return {}
     backend = "NCCL" if dist.device.type == "cuda" else "gloo"
-    return {"processes": f"{dist.world_size} (DistributedDataParallel, {backend}), each {dist.local_batch(recipe.batch_size)} "
-                         f"images of the batch of {recipe.batch_size} per step"}
+    local = dist.local_batch(recipe.batch_size)
+    return {"processes": f"{dist.world_size} (DistributedDataParallel, {backend}), each {local} images of the "
+                         f"batch of {recipe.batch_size} per step"}
 
 
 def load_train_data(args: argparse.Namespace, options, dist) -> tuple[Any, dict[str, str], dict[str, Any]]:
