@@ -1,21 +1,25 @@
-"""The fast trainer: data on the device, Page's SGD, EMA, flip-TTA, DAWNBench timing.
+"""The fast trainer: data on the device, the recipe's optimizer, EMA or lookahead, TTA, DAWNBench timing.
 
 A :class:`Trainer` is made once per (graphs, recipe, data set, options): it compiles the
 networks, keeps the whitening images, and on CUDA (or with ``compile``) warms up on random
 data, all before any clock starts. Each :meth:`Trainer.run` then re-initialises the weights
 from its seed and trains. Its clock covers the preprocessing (moving the data set to the
-device, normalising, padding) and the training epochs, synchronising CUDA before each read;
-evaluation is timed apart, and the last epoch's evaluation (through the eval graph, so with
-TTA if it has it) is the result.
+device, normalising, padding; fitting the data initialisers such as input whitening) and the
+training steps, synchronising CUDA before each read. After each epoch the evaluated network
+(the EMA's, if any) is tested without TTA, as airbench does; after the last, the eval graph
+(with TTA, if it has it) gives the result. Evaluation is timed apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -24,18 +28,20 @@ from torch import nn
 
 from ..compile import compile
 from ..data import Dataset, DeviceData
+from ..data.alternating_flip import AlternatingFlip
 from ..graph import Graph, build
 from ..losses import LOSS_INPUTS, cross_entropy
 from .bn_warmup import RunningStatsWarmup
 from .ema import EMA
+from .frozen_after import apply_frozen_after
 from .log import Progress
-from .optim import make_optimizer, set_lr
+from .lookahead import Lookahead
+from .optim import make_optimization
 from .recipes import Recipe
 from .schedule import PiecewiseLinear
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see (whitening_sample)
 WHITEN_SEED = 0
 WARMUP_STEPS = 3
 
@@ -151,16 +157,17 @@ def check_data(recipe: Recipe, dataset: Dataset) -> None:
         raise TrainError("the test set is empty")
 
 
-def whitening_sample(dataset: Dataset) -> Dataset:
+def whitening_sample(dataset: Dataset, n: int) -> Dataset:
     """The training images the data initialisers (input whitening) see: a seeded class-balanced
-    sample of WHITEN_IMAGES (all, if fewer), the same for every run. Not the first images: a
-    data set sorted by class (an ImageFolder) would give one or two classes."""
-    return dataset.subset(train=min(WHITEN_IMAGES, len(dataset.train_images)), test=0, seed=WHITEN_SEED)
+    sample of ``n`` (all, if fewer), the same for every run. Not the first images: a data set
+    sorted by class (an ImageFolder) would give one or two classes."""
+    return dataset.subset(train=min(n, len(dataset.train_images)), test=0, seed=WHITEN_SEED)
 
 
 @dataclass
 class RunResult:
-    """One run: per-epoch ``rows``, final test accuracy/loss (the last row's), and times in seconds.
+    """One run: per-epoch ``rows``, final test accuracy/loss (through the eval graph: the last
+    row's ``tta_acc`` if it has TTA, else its ``test_acc``), and times in seconds.
 
     ``train_time`` is the DAWNBench time (preprocessing ``prep_time`` plus training);
     ``eval_time`` the final evaluation's; ``images_per_s`` training images per second of
@@ -263,10 +270,11 @@ class Trainer:
         self.ema = EMA(self.net, **recipe.ema) if recipe.ema else None
         self.evaluated = self.ema.network if self.ema else self.net
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
-        train_fn = loss_and_correct(self.net, self.loss_net, self.autocast)
-        eval_fn = loss_and_correct(self.eval_net, self.loss_net, self.autocast)
-        self.train_fn = torch.compile(_own_code(train_fn)) if options.compile else train_fn
-        self.eval_fn = torch.compile(_own_code(eval_fn)) if options.compile else eval_fn
+        self.tta = graphs.eval != graphs.net
+        fns = [loss_and_correct(net, self.loss_net, self.autocast) for net in (self.net, self.evaluated, self.eval_net)]
+        if options.compile:
+            fns = [torch.compile(_own_code(fn)) for fn in fns]
+        self.train_fn, self.test_fn, self.eval_fn = fns  # test_fn: each epoch, no TTA; eval_fn: the result
         self.whiten_images = self._whiten_images() if graphs.net.find(where=lambda n: "init" in n.attrs) else None
         if cuda or options.compile:
             self._warm_up()
@@ -286,7 +294,7 @@ class Trainer:
 
     def _whiten_images(self) -> torch.Tensor:
         """:func:`whitening_sample`'s images, normalised, unpadded, on the device."""
-        return DeviceData(whitening_sample(self.dataset), self.device, pad=0).train_images
+        return DeviceData(whitening_sample(self.dataset, self.recipe.whiten_images), self.device, pad=0).train_images
 
     def _warm_up(self) -> None:
         """Run the train and eval shapes on random data (cuDNN autotuning, torch.compile)."""
@@ -306,30 +314,37 @@ class Trainer:
         self.net.zero_grad(set_to_none=True)
         self.eval_net.eval()
         with torch.no_grad():  # one shape: test batches are padded to it
+            self.test_fn(x[:self.eval_batch_size], y[:self.eval_batch_size])
             self.eval_fn(x[:self.eval_batch_size], y[:self.eval_batch_size])
         _sync(self.device)
 
-    def _reset(self, seed: int) -> None:
-        """Fresh weights from ``seed`` (and the data initialisers) in the network and its EMA."""
+    def _reset(self, seed: int) -> float:
+        """Fresh weights from ``seed`` (and the data initialisers) in the network and its EMA;
+        returns the seconds the data initialisers took (they count as preprocessing)."""
         torch.manual_seed(seed)
         fresh = compile(self.graphs.net).to(self.device)
+        _sync(self.device)
+        start = time.perf_counter()
         if self.whiten_images is not None:
             from ..rewrites import initialise
 
             initialise(fresh, self.whiten_images)
+        _sync(self.device)
+        seconds = time.perf_counter() - start
         state = fresh.state_dict()
         self.net.load_state_dict(state)
         if self.ema:
             self.ema.reset(state)
+        return seconds
 
     # -- the run -------------------------------------------------------------------------------
 
     def _prepare_data(self) -> DeviceData:
         """The data set where augmentation runs: the device, or the CPU for step 0 (timed)."""
         if self.recipe.gpu_preprocessing:
-            return DeviceData(self.dataset, self.device, dtype=self.data_dtype,
+            return DeviceData(self.dataset, self.device, dtype=self.data_dtype, pad=self.recipe.pad,
                               channels_last=self.memory_format == torch.channels_last)
-        return DeviceData(self.dataset, "cpu")
+        return DeviceData(self.dataset, "cpu", pad=self.recipe.pad)
 
     def _to_device(self, batches: Iterator[tuple]) -> Iterator[tuple]:
         for images, labels, *rest in batches:
@@ -342,8 +357,8 @@ class Trainer:
     def run(self, seed: int = 0, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
         """Train from fresh weights; ``on_epoch(row)`` after each epoch. Raises NonFiniteLoss."""
         recipe, device = self.recipe, self.device
-        self._reset(seed)
-        optimizer = make_optimizer(self.net, recipe)
+        init_time = self._reset(seed)
+        optimization = make_optimization(self.net, recipe)
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
         bn_warmup = RunningStatsWarmup(self.net)
         bs = recipe.batch_size
@@ -352,55 +367,73 @@ class Trainer:
         start = time.perf_counter()
         data = self._prepare_data()
         generator = torch.Generator(device=data.device).manual_seed(seed)
+        flips = AlternatingFlip(data.len_train, generator) if recipe.flip == "alternating" else None
         _sync(device)
-        prep_time = total_time = time.perf_counter() - start
-        steps = data.num_train_batches(bs)
+        prep_time = total_time = init_time + time.perf_counter() - start
+        steps = data.num_train_batches(bs)  # per epoch
+        total_steps = math.ceil(recipe.epochs * steps)  # fractional epochs: the last one stops early
+        epochs = math.ceil(total_steps / steps)
+        lookahead = Lookahead(total_steps, **recipe.lookahead) if recipe.lookahead else None
         rows: list[dict[str, Any]] = []
         step = 0
-        for epoch in range(1, recipe.epochs + 1):
-            progress = Progress(f"epoch {epoch}/{recipe.epochs}", steps, self.stream, self.options.progress)
+        for epoch in range(1, epochs + 1):
+            n = min(steps, total_steps - step)
+            progress = Progress(f"epoch {epoch}/{epochs}", n, self.stream, self.options.progress)
             _sync(device)
             start = time.perf_counter()
+            apply_frozen_after(self.net, epoch - 1)
             self.net.train()
-            losses = torch.zeros(steps, device=device)
+            losses = torch.zeros(n, device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
-            batches = data.train_batches(bs, generator, crop=self.image_size, cutout=recipe.cutout)
-            for i, (images, labels) in enumerate(self._batches(batches, data)):
+            flip = partial(flips, epoch=epoch - 1) if flips else True
+            batches = data.train_batches(bs, generator, crop=self.image_size, flip=flip, cutout=recipe.cutout)
+            for i, (images, labels) in enumerate(self._batches(islice(batches, n), data)):
                 step += 1
                 bn_warmup.before(step)
                 loss, right = self.train_fn(images, labels)
                 loss = loss.sum()
-                optimizer.zero_grad(set_to_none=True)
+                optimization.zero_grad()
                 loss.backward()
                 bn_warmup.after(step)  # after backward, which checks the stats are as the forward left them
-                set_lr(optimizer, schedule(step / steps), bs)
-                optimizer.step()
+                optimization.schedule(schedule(step / steps), step / steps)
+                optimization.step()
                 if self.ema:
                     self.ema.update()
+                if lookahead:
+                    lookahead.after_step(self.net, step, epoch - 1)
                 losses[i] = loss.detach()
                 correct += right.sum()
                 progress.update()
+            if lookahead:
+                lookahead.end_epoch(self.net)
             losses = losses.cpu()  # synchronises
             train_time = time.perf_counter() - start
             total_time += train_time
             progress.close()
             bad = torch.nonzero(~torch.isfinite(losses)).flatten()
             if len(bad):
-                raise NonFiniteLoss(epoch, int(bad[0]) + 1, steps, rows)
-            self.eval_net.eval()
-            test_loss, test_acc, test_time = evaluate(
-                self.eval_fn, self._batches(data.test_batches(self.eval_batch_size), data), device)
-            rows.append({"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
-                         "train_loss": losses.sum().item() / (steps * bs), "train_acc": correct.item() / (steps * bs),
-                         "test_time": test_time, "test_loss": test_loss, "test_acc": test_acc,
-                         "total_time": total_time})
+                raise NonFiniteLoss(epoch, int(bad[0]) + 1, n, rows)
+            row = {"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
+                   "train_loss": losses.sum().item() / (n * bs), "train_acc": correct.item() / (n * bs),
+                   **self._test(self.test_fn, data, "test"), "total_time": total_time}
+            if epoch == epochs and self.tta:
+                row.update(self._test(self.eval_fn, data, "tta"))
+            rows.append(row)
             if on_epoch:
-                on_epoch(rows[-1])
+                on_epoch(row)
         del data
         train_seconds = sum(r["train_time"] for r in rows)
         last = rows[-1]
-        return RunResult(seed, rows, prep_time, total_time, last["test_time"], last["test_loss"], last["test_acc"],
-                         recipe.epochs * steps * bs / train_seconds, self.eval_state())
+        result = "tta" if self.tta else "test"
+        return RunResult(seed, rows, prep_time, total_time, last[f"{result}_time"], last[f"{result}_loss"],
+                         last[f"{result}_acc"], step * bs / train_seconds, self.eval_state())
+
+    def _test(self, fn: Callable, data: DeviceData, prefix: str) -> dict[str, float]:
+        """``{prefix_loss, prefix_acc, prefix_time}`` of ``fn`` on the test set."""
+        self.evaluated.eval()
+        self.eval_net.eval()
+        loss, acc, seconds = evaluate(fn, self._batches(data.test_batches(self.eval_batch_size), data), self.device)
+        return {f"{prefix}_time": seconds, f"{prefix}_loss": loss, f"{prefix}_acc": acc}
 
     def eval_state(self) -> dict[str, torch.Tensor]:
         """The evaluated weights (the EMA's, if any) as fp32 CPU tensors."""
