@@ -71,8 +71,11 @@ def test_train_header_lists_every_trick(trained):
     assert header_value(out, "loss passes") == "label_smoothing(alpha=0.2)"
     assert header_value(out, "eval passes") == "tta_flip"
     assert header_value(out, "EMA") == "momentum 0.99 every 5 steps"
-    assert header_value(out, "TTA") == "on (flip)"
-    assert header_value(out, "cutout") == "off"
+    assert (header_value(out, "TTA"), header_value(out, "lookahead")) == ("on (tta_flip)", "off")
+    assert header_value(out, "augmentation") == "translate ±4 px (reflect), random flip, no cutout"
+    # 8 epochs of 10 batches of 32, 3 forward passes each (test_summary checks the forward FLOPs)
+    assert re.fullmatch(r"\d\.\d{3} TFLOP \(3 x \d\.\d{3} GFLOP forward x 2,560 images\)",
+                        header_value(out, "training compute"))
     assert header_value(out, "preprocessing") == "on the device"
     assert (header_value(out, "precision"), header_value(out, "device")) == ("fp32", "cpu")
     assert header_value(out, "subset").startswith("none: 320 train, 100 test images")
@@ -104,7 +107,7 @@ def test_switches_and_explicit_spec(archive, tmp_path):
     assert header_value(out, "net passes") == "celu(alpha=0.1)"
     assert header_value(out, "loss passes") == "label_smoothing"
     assert header_value(out, "eval passes") == "tta_flip"
-    assert header_value(out, "EMA") == "off" and header_value(out, "cutout") == "4x4"
+    assert header_value(out, "EMA") == "off" and header_value(out, "augmentation").endswith("cutout 4x4")
     assert header_value(out, "preprocessing") == "on the CPU, batches moved to the device"
     assert header_value(out, "subset").startswith("160 train, 50 test images of 320, 100")
     assert "2 runs: test acc mean" in out
@@ -123,12 +126,25 @@ def test_without_drops_a_trick_from_the_default(archive, tmp_path):
 def test_ablate_table(archive, tmp_path):
     out = _run(["ablate", "--steps", "baseline,tta", "--epochs-scale", "0.1", "--subset", "64",
                 "--data", str(archive), *SMALL, "--out", str(tmp_path)])
-    table = out[out.index("ablation:"):]
-    assert re.search(r"baseline +2 +1 +\S+ ± \S+ +\S+ ± \S+ +75 +0\.941", table)
-    assert re.search(r"tta +1 +1 +\S+ ± \S+ +\S+ ± \S+ +26 +0\.941", table)
+    table = out[out.index("ablation (bag_of_tricks):"):]
+    assert re.search(r"baseline +2 +\d\.\d{3} +1 +\S+ ± \S+ +\S+ ± \S+ +75 s V100 +0\.9410", table)
+    assert re.search(r"tta +1 +\d\.\d{3} +1 +\S+ ± \S+ +\S+ ± \S+ +26 s V100 +0\.9410", table)
     rows = json.loads((tmp_path / "ablate.json").read_text())["rows"]
     assert [r["step"] for r in rows] == ["baseline", "tta"]
     assert (tmp_path / "ablate.png").stat().st_size > 0 and (tmp_path / "tta" / "checkpoint.pt").is_file()
+
+
+def test_ablate_replays_airbench94_end_to_end(archive, tmp_path):
+    out = _run(["ablate", "--recipe", "airbench94", "--epochs-scale", "0.1", "--subset", "64", "--data", str(archive),
+                *SMALL, "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "ablate.json").read_text())["rows"]
+    names = [r["step"] for r in rows]
+    assert names[0] == "bag_of_tricks" and names[-2:] == ["airbench94", "airbench94_muon"] and len(names) == 12
+    assert all(r["runs"] == 1 and r["acc_mean"] > 0 for r in rows)  # every step trained
+    assert [r["epochs"] for r in rows[-2:]] == [0.99, 1]  # 9.9 epochs keep their fraction
+    table = out[out.index("ablation (airbench94):"):]
+    assert re.search(r"airbench94 +0\.99 +\d\.\d{3} +1 .* 3\.83 s A100 +0\.9401", table)
+    assert "lookahead         every 5 steps from epoch 3" in out and "TTA               on (tta_flip, tta_translate)" in out
 
 
 def test_user_errors(archive, capsys):

@@ -29,7 +29,8 @@ def test_steps_in_order_and_as_published():
     assert [r.name for r in STEPS] == list(DOC)
     for r in STEPS:
         epochs, knots, values, cutout, v100 = DOC[r.name]
-        assert (r.epochs, r.cutout, r.v100_time, r.v100_acc) == (epochs, cutout, v100, 0.941), r.name
+        assert (r.epochs, r.cutout, r.published_time, r.published_acc, r.published_on) == (
+            epochs, cutout, v100, 0.941, "V100"), r.name
         assert r.lr_knots == pytest.approx(knots) and r.lr_values == pytest.approx(values), r.name
         assert (r.batch_size, r.weight_decay, r.momentum) == (512, 5e-4, 0.9)
         assert r.gpu_preprocessing == (r.name != "baseline")

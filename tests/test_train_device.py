@@ -12,7 +12,7 @@ from graphnet import build
 from graphnet.data import Dataset
 from graphnet.rewrites.ghost_bn import GhostBatchNorm
 from graphnet.train import EMA, Options, Trainer, get_recipe, make_setup, provenance
-from graphnet.train.loop import WHITEN_IMAGES, data_dtype, whitening_sample
+from graphnet.train.loop import data_dtype, whitening_sample
 from graphnet.zoo import resnet9
 from test_train_loop import coloured_images
 
@@ -21,12 +21,12 @@ def test_whitening_sees_every_class_of_a_sorted_data_set():
     images, labels = coloured_images(12_000, 0)
     order = labels.argsort(stable=True)  # sorted by class, as an ImageFolder: the first 10,000 miss 2 classes
     dataset = Dataset(images[order], labels[order], *coloured_images(20, 1), [f"c{i}" for i in range(10)])
-    sample = whitening_sample(dataset)
-    assert len(sample.train_images) == WHITEN_IMAGES
+    sample = whitening_sample(dataset, 10_000)
+    assert len(sample.train_images) == 10_000
     assert torch.bincount(sample.train_labels).tolist() == [1000] * 10
-    assert torch.equal(whitening_sample(dataset).train_images, sample.train_images)  # seeded
+    assert torch.equal(whitening_sample(dataset, 10_000).train_images, sample.train_images)  # seeded
     small = Dataset(images[:50], labels[:50], *coloured_images(20, 1), dataset.classes)
-    assert torch.equal(whitening_sample(small).train_images, small.train_images)  # all, when fewer
+    assert torch.equal(whitening_sample(small, 10_000).train_images, small.train_images)  # all, when fewer
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -45,7 +45,7 @@ def test_final_recipe_learns(tiny_net):
     setup = make_setup(tiny_net, recipe)
     result = Trainer(setup.graphs, recipe, coloured_dataset(), Options(device="cpu")).run(seed=0)
     assert [r["epoch"] for r in result.rows] == list(range(1, 9))
-    assert result.test_acc == result.rows[-1]["test_acc"] > 0.6
+    assert result.test_acc == result.rows[-1]["tta_acc"] > 0.6
     assert result.train_time == pytest.approx(result.prep_time + sum(r["train_time"] for r in result.rows))
     assert result.rows[-1]["lr"] == pytest.approx(0.1)
 
@@ -94,7 +94,8 @@ def test_compiled_trainers_warm_up_without_recompiles(tiny_net, monkeypatch):
     trainer.run(seed=0)
     after_run = counters["stats"]["unique_graphs"]
     torch._dynamo.reset()
-    # per trainer one graph for the train step and one for evaluation, both in the warm-up; a
-    # third meant a recompile once the first, checked calls were done
-    assert [b - a for a, b in zip(graphs, graphs[1:])] == [2, 2, 2]
+    # per trainer one graph for the train step, one for each epoch's test and one for the final
+    # evaluation (with TTA), all in the warm-up; a fourth meant a recompile once the first,
+    # checked calls were done
+    assert [b - a for a, b in zip(graphs, graphs[1:])] == [3, 3, 3]
     assert after_run == graphs[-1]

@@ -14,9 +14,6 @@ from . import distributed
 from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, pass_name, positive_float,
                    positive_int)
 
-BASELINE = "graphnet.zoo.resnet9:build"  # the network every recipe's passes rewrite
-
-
 def _folder(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("the output folder is empty: give a folder")
@@ -31,15 +28,15 @@ def _size(text: str) -> int:
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    from ..train import DEFAULT, RECIPES, STEPS
+    from ..train import DEFAULT, RECIPES, REPLAYS
 
     p = subparsers.add_parser(
         "train", help="train a spec by a recipe of the bag of tricks",
         description="Train SPEC by a recipe (default: the final bag-of-tricks network and recipe). The recipe's "
                     "passes apply to the net, the loss graph and the eval graph; --rewrite passes replace them.")
     p.add_argument("spec", nargs="?", metavar="SPEC",
-                   help=f"{SPEC_HELP} (default: {BASELINE}, Page's ResNet-9, which the recipe's passes turn "
-                        "into the final network)")
+                   help=f"{SPEC_HELP} (default: the recipe's network, e.g. graphnet.zoo.resnet9:build, Page's "
+                        "ResNet-9, which Page's recipes' passes turn into the final network)")
     add_spec_source_arguments(p)
     p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), metavar="NAME",
                    help=f"one of {', '.join(RECIPES)} (default {DEFAULT})")
@@ -73,11 +70,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_eval)
 
     p = subparsers.add_parser(
-        "ablate", help="replay the bag of tricks step by step",
-        description="Train each cumulative step of the bag of tricks by its own recipe, and compare train "
-                    "time and test accuracy with the published V100 figures.")
+        "ablate", help="replay the bag of tricks (or airbench94's) step by step",
+        description="Train each cumulative step of a replay by its own recipe, and compare train time and "
+                    "test accuracy with the published figures: bag_of_tricks (Page's post, V100) or airbench94 "
+                    "(from Page's final recipe to airbench94 and airbench94_muon, A100).")
+    p.add_argument("--recipe", default="bag_of_tricks", choices=list(REPLAYS), metavar="REPLAY",
+                   help=f"the replay: {', '.join(REPLAYS)} (default bag_of_tricks)")
     p.add_argument("--steps", type=lambda s: s.split(","), metavar="A,B,...",
-                   help=f"the steps to run, in order (default all: {','.join(r.name for r in STEPS)})")
+                   help="the steps to run, in order (default all; " + "; ".join(
+                       f"{k}: {','.join(r.name for r in v)}" for k, v in REPLAYS.items()) + ")")
     p.add_argument("--epochs-scale", type=positive_float, default=1.0, metavar="F", help="scale every step's epochs by F")
     _add_common(p)
     p.set_defaults(run=run_ablate)
@@ -226,7 +227,7 @@ def setup_from_args(args: argparse.Namespace, config: dict[str, Any]):
     from ..train import make_setup
 
     recipe = resolve_recipe(args)
-    spec = args.spec or BASELINE
+    spec = args.spec or recipe.network
     if args.spec:
         import_modules(args)
     net = _build(spec, args.width_mult, args.num_classes)
@@ -236,7 +237,7 @@ def setup_from_args(args: argparse.Namespace, config: dict[str, Any]):
 def run_train(args: argparse.Namespace) -> int:
     from ..train import check_data, train_runs
     from ..train.distributed import process_group
-    from ..train.runner import header
+    from ..train.runner import header, training_compute
 
     options = replace(_options(args), sync_bn=args.sync_bn)  # everything is checked before the data loads
     setup = setup_from_args(args, _run_config(args, options))
@@ -248,7 +249,8 @@ def run_train(args: argparse.Namespace) -> int:
         out = _out(args, "train") if dist.is_main else Path()  # rank 0 alone writes
         dataset, data_config, data = distributed.load_train_data(args, options, dist)
         check_data(setup.recipe, dataset)
-        setup = replace(setup, config={**setup.config, **data_config, **distributed.describe(dist, setup.recipe)})
+        setup = replace(setup, config={**setup.config, **data_config, **training_compute(setup, dataset),
+                                       **distributed.describe(dist, setup.recipe)})
         if dist.is_main:
             _say("graphnet train", header({**setup.config, "out": out}))
         train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data,
@@ -278,7 +280,8 @@ def run_eval(args: argparse.Namespace) -> int:
     test = DeviceData(Dataset(d.train_images[:0], d.train_labels[:0], d.test_images, d.test_labels, d.classes), device)
     fn = loss_and_correct(eval_net, loss_net.to(device), contextlib.nullcontext)
     loss, acc, seconds = evaluate(fn, test.test_batches(args.batch_size), device)
-    logged = checkpoint["log"][-1]["test_acc"] if checkpoint["log"] else float("nan")
+    last = checkpoint["log"][-1] if checkpoint["log"] else {}
+    logged = last.get("tta_acc", last.get("test_acc", float("nan")))
     tta = " (TTA)" if checkpoint["config"].get("TTA", "off") != "off" else ""
     _say(f"graphnet eval {args.checkpoint}", f"  data  {data_config['data']}; {data_config['subset']}",
          f"test acc {acc:.4f}{tta}, loss {loss:.4f}, {len(dataset.test_images)} images in {seconds:.2f} s "
@@ -289,30 +292,35 @@ def run_eval(args: argparse.Namespace) -> int:
 # -- ablate ----------------------------------------------------------------------------------
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from ..train import STEPS, TrainError, make_setup, train_runs
+    from ..train import REPLAYS, TrainError, make_setup, train_runs
+    from ..train.flops import training_flops
     from ..train.log import ABLATION_COLUMNS, plot_ablation, summarise, table_header, table_row, write_json, write_tsv
-    from ..train.runner import header
+    from ..train.runner import header, training_compute
 
-    names = [r.name for r in STEPS]
+    replay = REPLAYS[args.recipe]
+    names = [r.name for r in replay]
     steps = args.steps or names
     unknown = [s for s in steps if s not in names]
     if unknown:
-        raise TrainError(f"unknown step(s) {', '.join(unknown)} (known: {', '.join(names)})")
+        raise TrainError(f"unknown step(s) {', '.join(unknown)} of replay {args.recipe} (known: {', '.join(names)})")
     options = _options(args)  # everything is checked before the data loads
-    net = _build(BASELINE, args.width_mult)
+    nets: dict[str, Any] = {}
     setups = []
-    for step in (r for r in STEPS if r.name in steps):
+    for step in (r for r in replay if r.name in steps):
         recipe = step.scaled(args.epochs_scale)
         if args.batch_size is not None:
             recipe = replace(recipe, batch_size=args.batch_size)
-        setups.append((step, make_setup(net, recipe, spec=BASELINE + _width(args), **_run_config(args, options))))
+        if recipe.network not in nets:
+            nets[recipe.network] = _build(recipe.network, args.width_mult)
+        setups.append((step, make_setup(nets[recipe.network], recipe, spec=recipe.network + _width(args),
+                                        **_run_config(args, options))))
     out = _out(args, "ablate")
     dataset, data_config, data = load_data(args.data, args.subset, args.test_subset)
     rows = []
     for step, setup in setups:
-        setup = replace(setup, config={**setup.config, **data_config})
+        setup = replace(setup, config={**setup.config, **data_config, **training_compute(setup, dataset)})
         recipe = setup.recipe
-        _say(f"== step {STEPS.index(step)}: {recipe.title}", header(setup.config))
+        _say(f"== step {replay.index(step)}: {recipe.title}", header(setup.config))
         seeds = range(args.seed, args.seed + args.runs)
         try:
             results = train_runs(setup, dataset, options, seeds, out / recipe.name, sys.stdout, data,
@@ -323,14 +331,17 @@ def run_ablate(args: argparse.Namespace) -> int:
         acc = summarise([r.test_acc for r in results] or [float("nan")])
         seconds = summarise([r.train_time for r in results] or [float("nan")])
         rows.append({"step": recipe.name, "epochs": recipe.epochs, "runs": len(results),
+                     "pflop": training_flops(setup.graphs.net, recipe.epochs, batch_size=recipe.batch_size) / 1e15,
                      "time_mean": seconds["mean"], "time_std": seconds["std"],
                      "acc_mean": acc["mean"], "acc_std": acc["std"], "acc_min": acc["min"], "acc_max": acc["max"],
-                     "v100_time": step.v100_time, "v100_acc": step.v100_acc})
-    _say("", "ablation: train time and final test accuracy (mean ± std over runs); V100 as published",
+                     "published_time": step.published_time, "published_acc": step.published_acc,
+                     "published_on": step.published_on})
+    _say("", f"ablation ({args.recipe}): train time and final test accuracy (mean ± std over runs); PFLOP of "
+             "training on 50,000 images; published figures",
          table_header(ABLATION_COLUMNS), *(table_row(r, ABLATION_COLUMNS) for r in rows))
     write_tsv(rows, out / "ablate.tsv")
-    write_json({"config": {**_run_config(args, options), **data_config, "epochs_scale": args.epochs_scale},
-                "rows": rows}, out / "ablate.json")
+    write_json({"config": {**_run_config(args, options), **data_config, "replay": args.recipe,
+                           "epochs_scale": args.epochs_scale}, "rows": rows}, out / "ablate.json")
     written = [out / "ablate.tsv", out / "ablate.json"]
     if plot_ablation(rows, out / "ablate.png"):
         written.append(out / "ablate.png")

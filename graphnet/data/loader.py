@@ -6,7 +6,7 @@ batch is then indexed out of device memory and augmented there, as in cifar10-ai
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,13 +65,15 @@ class DeviceData:
         return whole + (1 if rest and not drop_last else 0)
 
     def train_batches(self, batch_size: int, generator: torch.Generator, crop: int = 32,
-                      flip: bool = True, cutout: int = 0,
+                      flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = True, cutout: int = 0,
                       drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of ``(images, labels)`` in an order drawn from ``generator``.
 
         Each batch is indexed from the padded images, randomly cropped to ``crop``×``crop``
-        (skipped when that is the padded size), flipped (if ``flip``) and cut out (``cutout``
-        square size, 0 for none), all on the device. Draws happen on the generator's device:
+        (skipped when that is the padded size), flipped and cut out (``cutout`` square size, 0
+        for none), all on the device. ``flip`` True flips each image with probability 1/2;
+        a function ``flip(images, index)`` (the batch and its images' indices in the data set,
+        as :class:`~graphnet.data.alternating_flip.AlternatingFlip` takes) flips as it chooses. Draws happen on the generator's device:
         one on the data's device avoids small host-to-device copies every batch.
         """
         order = torch.randperm(self.len_train, generator=generator, device=generator.device)
@@ -81,7 +83,9 @@ class DeviceData:
             images = self.train_images[index]
             if crop != images.shape[-1] or crop != images.shape[-2]:
                 images = augment.random_crop(images, crop, generator)
-            if flip:
+            if callable(flip):
+                images = flip(images, index)
+            elif flip:
                 images = augment.random_flip(images, generator)
             images = augment.cutout(images, cutout, generator)
             yield images.contiguous(memory_format=self.memory_format), self.train_labels[index]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,16 @@ FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device pa
 CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator, crop: int, flip: bool,
-                  cutout: int) -> torch.Tensor:
-    """A padded batch randomly cropped to ``crop`` (skipped at the padded size), flipped if
-    ``flip``, cut out (``cutout`` square, 0 for none): the on-device path's augmentation."""
+def augment_batch(images: torch.Tensor, index: torch.Tensor, generator: torch.Generator, crop: int,
+                  flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cutout: int) -> torch.Tensor:
+    """A padded batch (the split's images ``index``) randomly cropped to ``crop`` (skipped at the
+    padded size), flipped (``flip`` as DeviceData.train_batches takes it), cut out (``cutout``
+    square, 0 for none): the on-device path's augmentation."""
     if crop != images.shape[-1] or crop != images.shape[-2]:
         images = augment.random_crop(images, crop, generator)
-    if flip:
+    if callable(flip):
+        images = flip(images, index)
+    elif flip:
         images = augment.random_flip(images, generator)
     return augment.cutout(images, cutout, generator)
 
@@ -112,7 +115,7 @@ def image_shape(source: Source) -> tuple[int, int, int]:
 
 
 class _Images(torch.utils.data.Dataset):
-    """One split's ``(image, label, problem)``: the decoded C×H×W uint8 image, or with
+    """One split's ``(image, label, problem, i)``: the decoded C×H×W uint8 image, or with
     ``encoded`` its bytes as a 1-D uint8 tensor; ``problem`` a one-line error or ''."""
 
     def __init__(self, source: Source, split: str, shape: tuple[int, ...] | None, encoded: bool):
@@ -129,12 +132,12 @@ class _Images(torch.utils.data.Dataset):
         name = self.files[i]
         data = torch.frombuffer(bytearray(self.read(name)), dtype=torch.uint8)
         if self.encoded:
-            return data, self.labels[i], ""
+            return data, self.labels[i], "", i
         try:
             image = decode_image(data, mode=ImageReadMode.RGB)
         except RuntimeError as e:
-            return None, self.labels[i], f"cannot read image {name} in {self.where}: {e}"
-        return image, self.labels[i], _size_problem(image, name, self.where, self.shape)
+            return None, self.labels[i], f"cannot read image {name} in {self.where}: {e}", i
+        return image, self.labels[i], _size_problem(image, name, self.where, self.shape), i
 
 
 def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int, ...] | None) -> str:
@@ -144,15 +147,16 @@ def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int,
             f"is {shape[1]}x{shape[2]}: all images must be one size")
 
 
-def _collate(samples: list[tuple[torch.Tensor | None, int, str]]) -> tuple[Any, torch.Tensor, str]:
-    """``(images, labels, problem)``: images stacked (decoded) or a list (encoded); the batch's
-    first problem, if any, for the main process to raise in one line."""
-    images, labels, problems = zip(*samples)
-    labels = torch.tensor(labels)
+def _collate(samples: list[tuple[torch.Tensor | None, int, str, int]]) -> tuple[Any, torch.Tensor, str, torch.Tensor]:
+    """``(images, labels, problem, index)``: images stacked (decoded) or a list (encoded); the
+    batch's first problem, if any, for the main process to raise in one line; the images'
+    indices in the split."""
+    images, labels, problems, index = zip(*samples)
+    labels, index = torch.tensor(labels), torch.tensor(index)
     problem = next((p for p in problems if p), "")
     if problem:
-        return None, labels, problem
-    return (list(images) if images[0].dim() == 1 else torch.stack(images)), labels, ""
+        return None, labels, problem, index
+    return (list(images) if images[0].dim() == 1 else torch.stack(images)), labels, "", index
 
 
 # -- the data -----------------------------------------------------------------------------------
@@ -216,12 +220,13 @@ class StreamData:
         return self._loaders[key]
 
     def _batches(self, split: str, batch_size: int, pad: int,
-                 drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         return self._prepared(self._loader(split, batch_size, drop_last), pad)
 
-    def _prepared(self, loader: DataLoader, pad: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The loader's batches decoded, normalised and padded on the device (float32, N×C×H×W)."""
-        for images, labels, problem in loader:
+    def _prepared(self, loader: DataLoader, pad: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The loader's batches decoded, normalised and padded on the device (float32, N×C×H×W),
+        with their labels and (on the CPU) their images' indices in the split."""
+        for images, labels, problem, index in loader:
             if problem:
                 raise DataError(problem)
             if isinstance(images, list):
@@ -229,7 +234,7 @@ class StreamData:
             x = images.to(self.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
             if pad:
                 x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-            yield x, labels.to(self.device, non_blocking=True)
+            yield x, labels.to(self.device, non_blocking=True), index
 
     def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> torch.Tensor:
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -247,7 +252,7 @@ class StreamData:
         labels = torch.tensor(self.train.labels)
         picked = _balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
         loader = DataLoader(Subset(self.train, picked.tolist()), 256, num_workers=self.workers, collate_fn=_collate)
-        return torch.cat([images.to(self.dtype) for images, _ in self._prepared(loader, 0)])
+        return torch.cat([images.to(self.dtype) for images, _, _ in self._prepared(loader, 0)])
 
     def start(self, seed: int) -> None:
         """Begin a run: the training order from ``seed`` (the same on every rank), epoch 0."""
@@ -258,20 +263,22 @@ class StreamData:
         whole, rest = divmod(self.len_train, batch_size)
         return whole + (1 if rest and not drop_last else 0)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator, crop: int = 32, flip: bool = True,
-                      cutout: int = 0, drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self, batch_size: int, generator: torch.Generator, crop: int = 32,
+                      flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = True, cutout: int = 0,
+                      drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of this rank's ``(images, labels)``, augmented on the device as
-        DeviceData's (the order from ``seed`` and the epoch count, see the class doc)."""
+        DeviceData's (the order from ``seed`` and the epoch count, see the class doc); a
+        ``flip`` function gets the images' indices in the whole training split."""
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
-        for images, labels in self._batches("train", batch_size, self.pad, drop_last):
-            images = augment_batch(images.to(self.dtype), generator, crop, flip, cutout)
+        for images, labels, index in self._batches("train", batch_size, self.pad, drop_last):
+            images = augment_batch(images.to(self.dtype), index, generator, crop, flip, cutout)
             yield images.contiguous(memory_format=self.memory_format), labels
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         """The whole test set in order, unaugmented (every rank sees all of it), as DeviceData's
         ``(images, labels, count)``; the last batch may be smaller (``count`` its size)."""
-        for images, labels in self._batches("test", batch_size, 0):
+        for images, labels, _ in self._batches("test", batch_size, 0):
             yield images.to(self.dtype).contiguous(memory_format=self.memory_format), labels, len(labels)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..graph import Graph
@@ -30,9 +29,11 @@ def whitening(module: nn.Conv2d, x: torch.Tensor, eps: float = 1e-2, chunk: int 
     sigma = torch.zeros(c_out, c_out, dtype=torch.float64, device=x.device)
     count = 0
     for part in x.split(chunk):
-        cols = F.unfold(part.double(), (kh, kw))  # (n, c·kh·kw, positions), ordered like a filter
-        sigma += torch.einsum("npl,nql->pq", cols, cols)
-        count += cols.shape[0] * cols.shape[2]
+        patches = part.double().unfold(2, kh, 1).unfold(3, kw, 1)  # n, c, rows, cols, kh, kw: a view
+        # one column a patch, ordered like a filter: Σ is one matmul (F.unfold in float64 is 100x slower)
+        cols = patches.permute(1, 4, 5, 0, 2, 3).reshape(c_out, -1)
+        sigma += cols @ cols.T
+        count += cols.shape[1]
     lam, vectors = torch.linalg.eigh(sigma / count)  # ascending
     filters = vectors.flip(1).T / torch.sqrt(lam.flip(0) + eps)[:, None]
     module.weight.copy_(filters.reshape_as(module.weight))

@@ -22,18 +22,21 @@ COLUMNS = (
     ("test_time", "test time", 9, ".2f"),
     ("test_loss", "test loss", 9, ".4f"),
     ("test_acc", "test acc", 8, ".4f"),
+    ("tta_acc", "TTA acc", 7, ".4f"),  # the last epoch's, through the eval graph, when it has TTA
     ("total_time", "total time", 10, ".2f"),
 )
 
 # the ablation table's columns; a callable format makes its cell from the whole row
 ABLATION_COLUMNS = (
     ("step", "step", 17, "s"),
-    ("epochs", "epochs", 6, "d"),
+    ("epochs", "epochs", 6, "g"),
+    ("pflop", "PFLOP", 6, ".3f"),
     ("runs", "runs", 4, "d"),
     ("time", "train time (s)", 15, lambda r: f"{r['time_mean']:.2f} ± {r['time_std']:.2f}"),
     ("acc", "test acc", 15, lambda r: f"{r['acc_mean']:.4f} ± {r['acc_std']:.4f}"),
-    ("v100_time", "V100 time (s)", 13, ".0f"),
-    ("v100_acc", "V100 acc", 8, ".3f"),
+    ("published", "published", 15, lambda r: "-" if r.get("published_time") is None else
+     f"{r['published_time']:g} s {r['published_on']}"),
+    ("published_acc", "acc", 6, ".4f"),
 )
 
 
@@ -91,8 +94,9 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_tsv(rows: Sequence[dict[str, Any]], path: Path, keys: Sequence[str] | None = None) -> None:
-    """``rows`` as tab-separated values with a header line (``keys``: default the first row's), written atomically."""
-    keys = list(keys or (rows[0] if rows else [key for key, *_ in COLUMNS]))
+    """``rows`` as tab-separated values with a header line (``keys``: default every key of the
+    rows, in order of first use), written atomically."""
+    keys = list(keys or dict.fromkeys(k for row in rows for k in row) or [key for key, *_ in COLUMNS])
     lines = ["\t".join(keys)]
     lines += ["\t".join("" if row.get(k) is None else str(row[k]) for k in keys) for row in rows]
     text = "\n".join(lines) + "\n"

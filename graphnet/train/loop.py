@@ -1,22 +1,26 @@
-"""The fast trainer: data on the device, Page's SGD, EMA, flip-TTA, DAWNBench timing.
+"""The fast trainer: data on the device, the recipe's optimizer, EMA or lookahead, TTA, DAWNBench timing.
 
 A :class:`Trainer` is made once per (graphs, recipe, data set, options): it compiles the
 networks, keeps the whitening images, and on CUDA (or with ``compile``) warms up on random
 data, all before any clock starts. Each :meth:`Trainer.run` then re-initialises the weights
 from its seed and trains. Its clock covers the preprocessing (moving the data set to the
-device, normalising, padding) and the training epochs, synchronising CUDA before each read;
-evaluation is timed apart, and the last epoch's evaluation (through the eval graph, so with
-TTA if it has it) is the result.
+device, normalising, padding; fitting the data initialisers such as input whitening) and the
+training steps, synchronising CUDA before each read. After each epoch the evaluated network
+(the EMA's, if any) is tested without TTA, as airbench does; after the last, the eval graph
+(with TTA, if it has it) gives the result. Evaluation is timed apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from functools import partial
+from itertools import islice
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import torch
@@ -24,20 +28,22 @@ from torch import nn
 
 from ..compile import compile
 from ..data import Dataset, DeviceData
+from ..data.alternating_flip import AlternatingFlip
 from ..data.stream import Source, StreamData
 from ..graph import Graph, build
 from ..losses import LOSS_INPUTS, cross_entropy
 from .bn_warmup import RunningStatsWarmup
 from .distributed import Dist
 from .ema import EMA
+from .frozen_after import apply_frozen_after
 from .log import Progress
-from .optim import make_optimizer, set_lr
+from .lookahead import Lookahead
+from .optim import make_optimization
 from .recipes import Recipe
 from .schedule import PiecewiseLinear
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-WHITEN_IMAGES = 10_000  # training images the data initialisers (input whitening) see (whitening_sample)
 WHITEN_SEED = 0
 WARMUP_STEPS = 3
 
@@ -87,7 +93,7 @@ class Options:
     memory_format: str = "auto"  # auto: channels_last on CUDA, contiguous elsewhere
     ghost_bn_method: str | None = None  # GhostBatchNorm.METHODS; None keeps the modules' default
     sync_bn: bool = False  # several processes: plain batch norms over the global batch (distributed.py)
-    augment: bool = True  # False: no crop, flip or cutout (for exact comparisons of runs)
+    augment: bool = True  # False: no translation, flip or cutout (for exact comparisons of runs)
     workers: int = 2  # DataLoader worker processes of the streaming path
 
 
@@ -172,16 +178,17 @@ def check_data(recipe: Recipe, dataset: Dataset | Source) -> None:
         raise TrainError("the test set is empty")
 
 
-def whitening_sample(dataset: Dataset) -> Dataset:
+def whitening_sample(dataset: Dataset, n: int) -> Dataset:
     """The training images the data initialisers (input whitening) see: a seeded class-balanced
-    sample of WHITEN_IMAGES (all, if fewer), the same for every run. Not the first images: a
-    data set sorted by class (an ImageFolder) would give one or two classes."""
-    return dataset.subset(train=min(WHITEN_IMAGES, len(dataset.train_images)), test=0, seed=WHITEN_SEED)
+    sample of ``n`` (all, if fewer), the same for every run. Not the first images: a data set
+    sorted by class (an ImageFolder) would give one or two classes."""
+    return dataset.subset(train=min(n, len(dataset.train_images)), test=0, seed=WHITEN_SEED)
 
 
 @dataclass
 class RunResult:
-    """One run: per-epoch ``rows``, final test accuracy/loss (the last row's), and times in seconds.
+    """One run: per-epoch ``rows``, final test accuracy/loss (through the eval graph: the last
+    row's ``tta_acc`` if it has TTA, else its ``test_acc``), and times in seconds.
 
     ``train_time`` is the DAWNBench time (preprocessing ``prep_time`` plus training);
     ``eval_time`` the final evaluation's; ``images_per_s`` training images per second of
@@ -273,6 +280,7 @@ class Trainer:
         self.graphs, self.recipe, self.dataset, self.options, self.dist = graphs, recipe, dataset, options, dist
         self.stream = stream or sys.stdout
         self.device = dist.device if dist.distributed else resolve_device(options.device)
+
         self.precision = resolve_precision(options.precision, self.device)
         self.memory_format = resolve_memory_format(options.memory_format, self.device)
         cuda = self.device.type == "cuda"
@@ -297,10 +305,11 @@ class Trainer:
         self.ema = EMA(self.net, **recipe.ema) if recipe.ema and dist.is_main else None
         self.evaluated = self.ema.network if self.ema else self.net
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
-        train_fn = loss_and_correct(self.model, self.loss_net, self.autocast)
-        eval_fn = loss_and_correct(self.eval_net, self.loss_net, self.autocast)
-        self.train_fn = torch.compile(_own_code(train_fn)) if options.compile else train_fn
-        self.eval_fn = torch.compile(_own_code(eval_fn)) if options.compile else eval_fn
+        self.tta = graphs.eval != graphs.net
+        fns = [loss_and_correct(net, self.loss_net, self.autocast) for net in (self.model, self.evaluated, self.eval_net)]
+        if options.compile:
+            fns = [torch.compile(_own_code(fn)) for fn in fns]
+        self.train_fn, self.test_fn, self.eval_fn = fns  # test_fn: each epoch, no TTA; eval_fn: the result
         self.streamed = self._stream_data() if isinstance(dataset, Source) else None
         self.whiten_images = self._whiten_images() if graphs.net.find(where=lambda n: "init" in n.attrs) else None
         if cuda or options.compile:
@@ -322,9 +331,10 @@ class Trainer:
     def _whiten_images(self) -> torch.Tensor:
         """:func:`whitening_sample`'s images, normalised, unpadded, on the device (the same
         images on every rank, and streamed or not)."""
+        n = self.recipe.whiten_images
         if self.streamed is not None:
-            return self.streamed.sample_train_images(WHITEN_IMAGES, WHITEN_SEED).to(self.device, torch.float32)
-        return DeviceData(whitening_sample(self.dataset), self.device, pad=0).train_images
+            return self.streamed.sample_train_images(n, WHITEN_SEED).to(self.device, torch.float32)
+        return DeviceData(whitening_sample(self.dataset, n), self.device, pad=0).train_images
 
     def _stream_data(self) -> StreamData:
         """The source streamed to where augmentation runs (the device, or the CPU for step 0),
@@ -353,22 +363,29 @@ class Trainer:
         self.net.zero_grad(set_to_none=True)
         self.eval_net.eval()
         with torch.no_grad():  # one shape: test batches are padded to it
+            self.test_fn(x[:self.eval_batch_size], y[:self.eval_batch_size])
             self.eval_fn(x[:self.eval_batch_size], y[:self.eval_batch_size])
         _sync(self.device)
 
-    def _reset(self, seed: int) -> None:
-        """Fresh weights from ``seed`` (and the data initialisers) in the network and its EMA."""
+    def _reset(self, seed: int) -> float:
+        """Fresh weights from ``seed`` (and the data initialisers) in the network and its EMA;
+        returns the seconds the data initialisers took (they count as preprocessing)."""
         torch.manual_seed(seed)
         fresh = compile(self.graphs.net).to(self.device)
+        _sync(self.device)
+        start = time.perf_counter()
         if self.whiten_images is not None:
             from ..rewrites import initialise
 
             initialise(fresh, self.whiten_images)
+        _sync(self.device)
+        seconds = time.perf_counter() - start
         state = fresh.state_dict()
         self.net.load_state_dict(state)
         self.dist.broadcast_(self.net)  # rank 0's weights everywhere (it alone keeps the EMA)
         if self.ema:
             self.ema.reset(state)
+        return seconds
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -385,23 +402,15 @@ class Trainer:
         return DeviceData(shard, "cpu", pad=self._pad())
 
     def _pad(self) -> int:
-        return 4 if self.options.augment else 0
+        return self.recipe.pad if self.options.augment else 0
 
-    def _augmentation(self) -> dict[str, Any]:
-        """``train_batches``' augmentation: a random crop of the padded images, a flip and the
-        recipe's cutout; none without ``options.augment``."""
-        if self.options.augment:
-            return {"crop": self.image_size, "cutout": self.recipe.cutout}
-        return {"crop": self.image_size, "flip": False, "cutout": 0}
-
-    def _evaluate(self, data: DeviceData | StreamData) -> tuple[float, float, float]:
-        """:func:`evaluate` of the eval net on rank 0, its figures shared with every rank."""
-        figures = (0.0, 0.0, 0.0)
-        if self.dist.is_main:
-            self.eval_net.eval()
-            figures = evaluate(self.eval_fn, self._batches(data.test_batches(self.eval_batch_size), data),
-                               self.device)
-        return self.dist.from_main(figures)
+    def _augmentation(self, flips: AlternatingFlip | None, epoch: int) -> dict[str, Any]:
+        """``train_batches``' augmentation in ``epoch`` (from 1): random crops of the padded
+        images, random or alternating flips, the recipe's cutout; none without ``options.augment``."""
+        if not self.options.augment:
+            return {"crop": self.image_size, "flip": False, "cutout": 0}
+        flip = partial(flips, epoch=epoch - 1) if flips else True
+        return {"crop": self.image_size, "flip": flip, "cutout": self.recipe.cutout}
 
     def _to_device(self, batches: Iterator[tuple]) -> Iterator[tuple]:
         for images, labels, *rest in batches:
@@ -414,8 +423,8 @@ class Trainer:
     def run(self, seed: int = 0, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
         """Train from fresh weights; ``on_epoch(row)`` after each epoch. Raises NonFiniteLoss."""
         recipe, device = self.recipe, self.device
-        self._reset(seed)
-        optimizer = make_optimizer(self.net, replace(recipe, batch_size=self.batch_size))
+        init_time = self._reset(seed)
+        optimization = make_optimization(self.net, recipe, self.batch_size)
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
         bn_warmup = RunningStatsWarmup(self.net)
         bs = self.batch_size  # this process's; recipe.batch_size is the global batch
@@ -424,35 +433,46 @@ class Trainer:
         start = time.perf_counter()
         data = self._prepare_data(seed)
         generator = torch.Generator(device=data.device).manual_seed(self.dist.augment_seed(seed))
+        flipped = len(data.train) if self.streamed else data.len_train  # the images flip indices point into
+        flips = AlternatingFlip(flipped, generator) if recipe.flip == "alternating" else None
         _sync(device)
-        prep_time = total_time = time.perf_counter() - start
-        steps = data.num_train_batches(bs)
+        prep_time = total_time = init_time + time.perf_counter() - start
+        steps = data.num_train_batches(bs)  # per epoch
+        total_steps = math.ceil(recipe.epochs * steps)  # fractional epochs: the last one stops early
+        epochs = math.ceil(total_steps / steps)
+        lookahead = Lookahead(total_steps, **recipe.lookahead) if recipe.lookahead else None
         rows: list[dict[str, Any]] = []
         step = 0
-        for epoch in range(1, recipe.epochs + 1):
-            progress = Progress(f"epoch {epoch}/{recipe.epochs}", steps, self.stream,
+        for epoch in range(1, epochs + 1):
+            n = min(steps, total_steps - step)
+            progress = Progress(f"epoch {epoch}/{epochs}", n, self.stream,
                                 self.options.progress if self.dist.is_main else False)
             _sync(device)
             start = time.perf_counter()
+            apply_frozen_after(self.net, epoch - 1)
             self.net.train()
-            losses = torch.zeros(steps, device=device)
+            losses = torch.zeros(n, device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
-            batches = data.train_batches(bs, generator, **self._augmentation())
-            for i, (images, labels) in enumerate(self._batches(batches, data)):
+            batches = data.train_batches(bs, generator, **self._augmentation(flips, epoch))
+            for i, (images, labels) in enumerate(self._batches(islice(batches, n), data)):
                 step += 1
                 bn_warmup.before(step)
                 loss, right = self.train_fn(images, labels)
                 loss = loss.sum()
-                optimizer.zero_grad(set_to_none=True)
+                optimization.zero_grad()
                 loss.backward()
                 bn_warmup.after(step)  # after backward, which checks the stats are as the forward left them
-                set_lr(optimizer, schedule(step / steps), bs)
-                optimizer.step()
+                optimization.schedule(schedule(step / steps), step / steps)
+                optimization.step()
                 if self.ema:
                     self.ema.update()
+                if lookahead:
+                    lookahead.after_step(self.net, step, epoch - 1)
                 losses[i] = loss.detach()
                 correct += right.sum()
                 progress.update()
+            if lookahead:
+                lookahead.end_epoch(self.net)
             self.dist.sum_(losses, correct)
             losses = losses.cpu()  # synchronises
             train_time = time.perf_counter() - start
@@ -460,20 +480,33 @@ class Trainer:
             progress.close()
             bad = torch.nonzero(~torch.isfinite(losses)).flatten()
             if len(bad):
-                raise NonFiniteLoss(epoch, int(bad[0]) + 1, steps, rows)
-            test_loss, test_acc, test_time = self._evaluate(data)
-            seen = steps * recipe.batch_size  # by all ranks
-            rows.append({"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
-                         "train_loss": losses.sum().item() / seen, "train_acc": correct.item() / seen,
-                         "test_time": test_time, "test_loss": test_loss, "test_acc": test_acc,
-                         "total_time": total_time})
+                raise NonFiniteLoss(epoch, int(bad[0]) + 1, n, rows)
+            seen = n * recipe.batch_size  # by all ranks
+            row = {"epoch": epoch, "lr": schedule(step / steps), "train_time": train_time,
+                   "train_loss": losses.sum().item() / seen, "train_acc": correct.item() / seen,
+                   **self._test(self.test_fn, data, "test"), "total_time": total_time}
+            if epoch == epochs and self.tta:
+                row.update(self._test(self.eval_fn, data, "tta"))
+            rows.append(row)
             if on_epoch:
-                on_epoch(rows[-1])
+                on_epoch(row)
         del data
         train_seconds = sum(r["train_time"] for r in rows)
         last = rows[-1]
-        return RunResult(seed, rows, prep_time, total_time, last["test_time"], last["test_loss"], last["test_acc"],
-                         recipe.epochs * steps * recipe.batch_size / train_seconds, self.eval_state())
+        result = "tta" if self.tta else "test"
+        return RunResult(seed, rows, prep_time, total_time, last[f"{result}_time"], last[f"{result}_loss"],
+                         last[f"{result}_acc"], step * recipe.batch_size / train_seconds, self.eval_state())
+
+    def _test(self, fn: Callable, data: DeviceData | StreamData, prefix: str) -> dict[str, float]:
+        """``{prefix_loss, prefix_acc, prefix_time}`` of ``fn`` on the test set: evaluated by
+        rank 0 (which alone keeps the EMA), its figures shared with every rank."""
+        figures = (0.0, 0.0, 0.0)
+        if self.dist.is_main:
+            self.evaluated.eval()
+            self.eval_net.eval()
+            figures = evaluate(fn, self._batches(data.test_batches(self.eval_batch_size), data), self.device)
+        loss, acc, seconds = self.dist.from_main(figures)
+        return {f"{prefix}_time": seconds, f"{prefix}_loss": loss, f"{prefix}_acc": acc}
 
     def eval_state(self) -> dict[str, torch.Tensor]:
         """The evaluated weights (the EMA's, if any) as fp32 CPU tensors."""

@@ -1,4 +1,6 @@
-"""Nesterov SGD in Page's form, with parameter groups from the graph's lr/wd hints.
+"""The recipes' optimizers, with parameter groups from the graph's lr/wd hints: Page's
+Nesterov SGD (below), airbench94's decoupled SGD and airbench94_muon's Muon + SGD
+(:func:`make_optimization` picks by ``recipe.optimizer``).
 
 Page (cifar10-fast) sums the loss over the batch and steps every weight ``w`` with gradient
 ``g`` and velocity ``v`` as::
@@ -14,10 +16,16 @@ Page's velocity remembers the lr each gradient was taken at. This module impleme
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..rewrites import param_groups
+from .decoupled import Decoupled, set_schedule
+from .frozen_after import timed_params
+from .muon import Muon, split_filters
 from .recipes import Recipe
 
 
@@ -52,10 +60,12 @@ class NesterovSGD(torch.optim.Optimizer):
             torch._foreach_add_(params, dw)
 
 
-def make_optimizer(network: nn.Module, recipe: Recipe) -> NesterovSGD:
-    """Page's SGD for ``network``: wd ``recipe.weight_decay * batch_size`` times each group's ``wd_mult``."""
+def make_optimizer(network: nn.Module, recipe: Recipe, batch_size: int | None = None) -> NesterovSGD:
+    """Page's SGD for ``network``: wd ``recipe.weight_decay * batch_size`` (default the recipe's)
+    times each group's ``wd_mult``."""
+    batch_size = batch_size or recipe.batch_size
     groups = [{"params": g["params"], "lr_mult": g.get("lr_mult", 1.0),
-               "weight_decay": recipe.weight_decay * recipe.batch_size * g.get("wd_mult", 1.0)}
+               "weight_decay": recipe.weight_decay * batch_size * g.get("wd_mult", 1.0)}
               for g in param_groups(network)]  # from the graph's lr/wd hints
     return NesterovSGD(groups, momentum=recipe.momentum)
 
@@ -64,3 +74,63 @@ def set_lr(optimizer: torch.optim.Optimizer, value: float, batch_size: int) -> N
     """Set each group's step lr to ``value / batch_size`` times its ``lr_mult``."""
     for group in optimizer.param_groups:
         group["lr"] = value / batch_size * group.get("lr_mult", 1.0)
+
+
+@dataclass
+class Optimization:
+    """A run's optimizers and how the recipe's schedule sets their lrs: ``schedule(value, epoch)``
+    with the schedule's ``value`` at training progress ``epoch`` (fractional)."""
+
+    optimizers: list[torch.optim.Optimizer]
+    schedule: Callable[[float, float], None]
+
+    def step(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+
+
+def make_optimization(network: nn.Module, recipe: Recipe, batch_size: int | None = None) -> Optimization:
+    """The optimizers ``recipe.optimizer`` names for ``network``, for batches of ``batch_size``
+    (default the recipe's):
+
+    - ``page``: :class:`NesterovSGD`; the schedule's values are per-sample lrs (:func:`set_lr`).
+    - ``decoupled``: airbench94's Nesterov SGD (:class:`~graphnet.train.decoupled.Decoupled`
+      with ``recipe.optimizer_params``); the values multiply its lrs.
+    - ``muon``: airbench94_muon's :class:`~graphnet.train.muon.Muon` for the conv filters
+      (``filter_lr``, ``filter_momentum``, ``ns_steps``) and Nesterov SGD (``momentum``) for the
+      rest: ``bias_lr`` for 1-D params, ``head_lr`` for 2-D ones, weight decay
+      ``weight_decay · batch_size`` per step, decoupled from the lr; the values multiply all
+      lrs, and a param with a ``frozen_after`` hint (the whitening bias) has its lr decay
+      linearly to 0 over its epochs instead.
+    """
+    batch_size = batch_size or recipe.batch_size
+    kind, params = recipe.optimizer, recipe.optimizer_params
+    if kind == "page":
+        page = make_optimizer(network, recipe, batch_size)
+        return Optimization([page], lambda value, epoch: set_lr(page, value, batch_size))
+    groups = param_groups(network)
+    if kind == "decoupled":
+        sgd = Decoupled(**params, batch_size=batch_size).sgd(groups)
+        return Optimization([sgd], lambda value, epoch: set_schedule(sgd, value))
+    filters, rest = split_filters(groups)
+    timed = {id(p): epochs for p, epochs in timed_params(network).values()}
+    decay = params["weight_decay"] * batch_size
+    sgd_groups = []
+    for p in (p for g in rest for p in g["params"]):
+        lr = params["bias_lr"] if p.dim() == 1 else params["head_lr"]
+        sgd_groups.append({"params": [p], "lr": lr, "weight_decay": decay / lr, "until": timed.get(id(p))})
+    sgd = torch.optim.SGD(sgd_groups, lr=params["bias_lr"], momentum=params["momentum"], nesterov=True)
+    muon = Muon(filters, lr=params["filter_lr"], momentum=params["filter_momentum"], ns_steps=params["ns_steps"])
+
+    def schedule(value: float, epoch: float) -> None:
+        for optimizer in (sgd, muon):
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                until = group.get("until")
+                group["lr"] = group["initial_lr"] * (value if until is None else max(0.0, 1 - epoch / until))
+
+    return Optimization([sgd, muon], schedule)

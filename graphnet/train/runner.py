@@ -14,8 +14,9 @@ from ..data.stream import Source
 from ..graph import Graph
 from .checkpoint import save_checkpoint
 from .distributed import Dist
+from .flops import forward_flops, images_seen
 from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
-from .loop import Graphs, Options, RunResult, Trainer, TrainError, check_batch_size, make_graphs
+from .loop import Graphs, Options, RunResult, Trainer, TrainError, check_batch_size, data_sizes, make_graphs
 from .provenance import provenance
 from .recipes import PassStep, Recipe, as_pass
 
@@ -51,24 +52,55 @@ def make_setup(net: Graph, recipe: Recipe, passes: Sequence[PassStep] | None = N
         raise NoMatchError(e.pass_name, f"{e.message}; leave it out with --without {e.pass_name}, or use "
                                         f"--recipe baseline", e.path) from None
     check_batch_size(graphs.net, recipe.batch_size)
-    ema = recipe.ema
+    ema, lookahead = recipe.ema, recipe.lookahead
     described = {
         "recipe": f"{recipe.name} ({recipe.title})",
         "spec": spec,
         "epochs": recipe.epochs,
         "batch_size": recipe.batch_size,
-        "lr": f"{_numbers(recipe.lr_values)} at epochs {_numbers(recipe.lr_knots)}, per sample (/ batch size "
-              f"per step on the summed loss), Nesterov momentum {recipe.momentum}",
-        "weight_decay": f"{recipe.weight_decay:g} per sample (x batch size per step)",
+        **describe_optimizer(recipe),
         "net_passes": describe_passes(split["net"]),
         "loss_passes": describe_passes(split["loss"]),
         "eval_passes": describe_passes(split["eval"]),
         "EMA": f"momentum {ema['momentum']} every {ema['every']} steps" if ema else "off",
-        "TTA": "on (flip)" if split["eval"] else "off",
-        "cutout": f"{recipe.cutout}x{recipe.cutout}" if recipe.cutout else "off",
+        "lookahead": (f"every {lookahead['every']} steps from epoch {lookahead['start_epoch']}, decay "
+                      f"{lookahead['decay_base']}^{lookahead['every']} x (step / steps)^{lookahead['decay_pow']:g}"
+                      if lookahead else "off"),
+        "TTA": f"on ({', '.join(name for name, _ in split['eval'])})" if split["eval"] else "off",
+        "augmentation": f"translate ±{recipe.pad} px (reflect), {recipe.flip} flip, "
+                        + (f"cutout {recipe.cutout}x{recipe.cutout}" if recipe.cutout else "no cutout"),
         "preprocessing": "on the device" if recipe.gpu_preprocessing else "on the CPU, batches moved to the device",
     }
     return Setup(graphs, recipe, passes, {**described, **config})
+
+
+def describe_optimizer(recipe: Recipe) -> dict[str, str]:
+    """The header's lines for the recipe's optimizer, lr schedule and weight decay."""
+    knots = f"at epochs {_numbers(recipe.lr_knots)}"
+    params = recipe.optimizer_params
+    if recipe.optimizer == "page":
+        return {"lr": f"{_numbers(recipe.lr_values)} {knots}, per sample (/ batch size per step on the summed "
+                      f"loss), Nesterov momentum {recipe.momentum}",
+                "weight_decay": f"{recipe.weight_decay:g} per sample (x batch size per step)"}
+    if recipe.optimizer == "decoupled":
+        return {"optimizer": f"decoupled Nesterov SGD (airbench94), momentum {params['momentum']}",
+                "lr": f"{params['lr']:g} per 1,024 examples x {_numbers(recipe.lr_values)} {knots}",
+                "weight_decay": f"{params['weight_decay']:g} per 1,024 examples, decoupled from the lr"}
+    return {"optimizer": f"Muon (conv filters: lr {params['filter_lr']:g}, momentum {params['filter_momentum']}, "
+                         f"{params['ns_steps']} Newton-Schulz steps) + Nesterov SGD (momentum {params['momentum']}: "
+                         f"lr {params['bias_lr']:g} biases, {params['head_lr']:g} head)",
+            "lr": f"x {_numbers(recipe.lr_values)} {knots}",
+            "weight_decay": f"{params['weight_decay']:g} per example, decoupled from the lr"}
+
+
+def training_compute(setup: Setup, dataset: Dataset | Source) -> dict[str, str]:
+    """The header's line for the run's training FLOPs (``graphnet.train.flops``) on ``dataset``."""
+    n, _, (channels, height, width), _ = data_sizes(dataset)
+    forward = forward_flops(setup.graphs.net, (channels, height, width))
+    images = images_seen(setup.recipe.epochs, n, setup.recipe.batch_size)
+    flops = 3 * forward * images
+    total = f"{flops / 1e15:.3f} PFLOP" if flops >= 1e13 else f"{flops / 1e12:.3f} TFLOP"
+    return {"training_compute": f"{total} (3 x {forward / 1e9:.3f} GFLOP forward x {images:,} images)"}
 
 
 def _numbers(values: Sequence[float]) -> str:
