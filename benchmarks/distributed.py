@@ -3,6 +3,7 @@ data path against the on-device one, with graphnet's building blocks.
 
     PYTHONPATH=. .venv/bin/python benchmarks/distributed.py ddp    [--nproc 2] [--batch 128] [--steps 10]
     PYTHONPATH=. .venv/bin/python benchmarks/distributed.py stream [--images 2048] [--workers 1] [--source PATH]
+    PYTHONPATH=. .venv/bin/python benchmarks/distributed.py train  [--images 2048] [--nproc 2] [--source PATH]
 
 ``ddp``: the compiled ResNet-9 (``--width-mult``, default 0.25) takes ``--steps`` timed steps of
 Page's SGD (after 2 untimed) on a global batch of ``--batch`` random 32x32 images: once in one
@@ -15,6 +16,11 @@ JPEG archive; ``--source``) served by DeviceData (decoded once, on the device) a
 decoded every epoch by ``--workers`` DataLoader workers; an archive's bytes sit in memory, so
 no disk is read), both cropping, flipping and cutting out on the device: images/s of one
 epoch of batches alone, then of one epoch of training steps fed by each.
+
+``train``: ``graphnet train`` itself (the default recipe, 2 epochs, ``--images`` of the source,
+``--batch`` the global batch), in one process, with ``--nproc`` processes, and with
+``--stream``, one after the other; each run's training images/s (its log's ``images_per_s``,
+preprocessing and evaluation excluded) and its wall time, start-up and data loading included.
 """
 
 from __future__ import annotations
@@ -136,9 +142,31 @@ def run_stream(args: argparse.Namespace) -> None:
         print(f"  {name:9}: batches alone {data_rate:.0f} images/s; training {rate * args.batch:.0f} images/s")
 
 
+def run_train(args: argparse.Namespace) -> None:
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    common = ["train", "--data", args.source, "--subset", str(args.images), "--batch-size", str(args.batch),
+              "--width-mult", str(args.width_mult), "--epochs", "2", "--device", args.device]
+    print(f"graphnet train: {args.images} images of {args.source}, global batch {args.batch}, ResNet-9 "
+          f"x{args.width_mult}, 2 epochs, device {args.device}")
+    for name, extra in (("1 process", []), (f"{args.nproc} processes", ["--nproc", str(args.nproc)]),
+                        ("streamed", ["--stream"])):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "graphnet.cli", *common, *extra, "--out", out, "--overwrite"],
+                           check=True, capture_output=True)
+            wall = time.perf_counter() - start
+            result = json.loads((Path(out) / "log.json").read_text())["result"]
+        print(f"  {name:12}: training {result['images_per_s']:.0f} images/s; test acc {result['test_acc']:.3f}; "
+              f"{wall:.1f} s wall")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ddp", "stream"))
+    parser.add_argument("part", choices=("ddp", "stream", "train"))
     parser.add_argument("--source", default=str(SOURCE), help="stream: an ImageFolder folder or archive")
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128)
@@ -148,7 +176,7 @@ def main() -> None:
     parser.add_argument("--width-mult", type=float, default=0.25)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = parser.parse_args()
-    run_ddp(args) if args.part == "ddp" else run_stream(args)
+    {"ddp": run_ddp, "stream": run_stream, "train": run_train}[args.part](args)
 
 
 if __name__ == "__main__":
