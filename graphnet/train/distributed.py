@@ -70,10 +70,12 @@ class Dist:
 
     # -- the network -----------------------------------------------------------------------
 
-    def wrap(self, network: nn.Module, sync_bn: bool = False) -> nn.Module:
+    def wrap(self, network: nn.Module, sync_bn: bool = False, find_unused: bool = False) -> nn.Module:
         """``network`` (already on :attr:`device`) in DistributedDataParallel, after
         :func:`sync_batch_norm` if ``sync_bn`` (which raises DistributedError on ghost batch
-        norm, in one process too). One process: ``network`` itself.
+        norm, in one process too). One process: ``network`` itself. ``find_unused``: some
+        parameters may stop taking gradients during training (frozen after some epochs), which
+        DDP must then look for after each forward.
 
         Buffers are not broadcast (``broadcast_buffers=False``): each rank keeps its own batch
         norm statistics, and rank 0's are the ones evaluated and saved.
@@ -86,7 +88,7 @@ class Dist:
         # newer torch renames broadcast_buffers; its successor also syncs buffers at init, which
         # changes nothing here (ranks start from rank 0's state: see broadcast_)
         new = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-        return DistributedDataParallel(network, device_ids=ids,
+        return DistributedDataParallel(network, device_ids=ids, find_unused_parameters=find_unused,
                                        **{"forward_sync_buffers" if new else "broadcast_buffers": False})
 
     def broadcast_(self, module: nn.Module) -> nn.Module:

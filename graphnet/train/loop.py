@@ -35,7 +35,7 @@ from ..losses import LOSS_INPUTS, cross_entropy
 from .bn_warmup import RunningStatsWarmup
 from .distributed import Dist
 from .ema import EMA
-from .frozen_after import apply_frozen_after
+from .frozen_after import apply_frozen_after, timed_params
 from .log import Progress
 from .lookahead import Lookahead
 from .optim import make_optimization
@@ -300,7 +300,8 @@ class Trainer:
         self.net = self._compile(graphs.net).to(self.device, memory_format=self.memory_format)
         if self.precision == "fp16":
             _keep_norms_fp32(self.net)
-        self.model = dist.wrap(self.net, sync_bn=options.sync_bn)  # what trains; self.net is the module inside
+        # what trains (self.net is the module inside); params frozen mid-run are unused to DDP
+        self.model = dist.wrap(self.net, sync_bn=options.sync_bn, find_unused=bool(timed_params(self.net)))
         self.loss_net = compile(graphs.loss).to(self.device)
         self.ema = EMA(self.net, **recipe.ema) if recipe.ema and dist.is_main else None
         self.evaluated = self.ema.network if self.ema else self.net
