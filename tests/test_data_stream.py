@@ -75,6 +75,21 @@ def test_augmentation_is_seeded_and_cropped_on_the_device_path(folder):
     assert not torch.equal(epoch(again, 10, seed=1, crop=16, cutout=4)[0], images)  # the next epoch
 
 
+def test_a_flip_function_gets_the_images_indices_in_the_split(folder):
+    seen = []
+
+    def flip(images, index):  # as AlternatingFlip is called
+        seen.append(index)
+        return images.flip(-1)
+
+    images, labels = epoch(StreamData(folder, "cpu", workers=0, seed=3), 8, crop=24, flip=flip)
+    index = torch.cat(seen)
+    assert sorted(index.tolist()) == list(range(40))
+    assert torch.equal(labels, torch.tensor(StreamData(folder, "cpu", workers=0).train.labels)[index])
+    plain, _ = epoch(StreamData(folder, "cpu", workers=0, seed=3), 8, crop=24, flip=False)
+    assert torch.equal(images, plain.flip(-1))
+
+
 def test_a_sample_for_data_initialisers_is_balanced_and_unpadded(folder):
     data = StreamData(folder, "cpu", workers=0, rank=1, world_size=2)
     sample = data.sample_train_images(10)
