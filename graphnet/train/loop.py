@@ -307,7 +307,8 @@ class Trainer:
         self.evaluated = self.ema.network if self.ema else self.net
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
         self.tta = graphs.eval != graphs.net
-        fns = [loss_and_correct(net, self.loss_net, self.autocast) for net in (self.model, self.evaluated, self.eval_net)]
+        fns = [loss_and_correct(net, self.loss_net, self.autocast)
+               for net in (self.model, self.evaluated, self.eval_net)]
         if options.compile:
             fns = [torch.compile(_own_code(fn)) for fn in fns]
         self.train_fn, self.test_fn, self.eval_fn = fns  # test_fn: each epoch, no TTA; eval_fn: the result
