@@ -280,7 +280,6 @@ class Trainer:
         self.graphs, self.recipe, self.dataset, self.options, self.dist = graphs, recipe, dataset, options, dist
         self.stream = stream or sys.stdout
         self.device = dist.device if dist.distributed else resolve_device(options.device)
-
         self.precision = resolve_precision(options.precision, self.device)
         self.memory_format = resolve_memory_format(options.memory_format, self.device)
         cuda = self.device.type == "cuda"
