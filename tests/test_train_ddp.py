@@ -118,6 +118,15 @@ def test_nproc_beyond_the_machine_is_refused_before_anything_starts(archive, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_sync_bn_with_ghost_batch_norm_is_refused_before_anything_starts(archive, tmp_path, capsys):  # noqa: F811
+    argv = ["train", "--nproc", "2", "--sync-bn", "--data", str(archive), *SMALL, "--out", str(tmp_path / "out")]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        "graphnet train: error: cannot sync batch norm prep.bn (GhostBatchNorm): only plain batch norms sync; "
+        "drop the ghost_bn pass or the sync option")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_launched_rank_records_its_error_for_the_launcher_and_prints_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GRAPHNET_LAUNCHED", "1")
     monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(tmp_path / "error.json"))

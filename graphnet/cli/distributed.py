@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def launch_if_asked(args: argparse.Namespace, setup) -> int | None:
     """With ``--nproc N`` outside torchrun (no ``WORLD_SIZE``): check N, the batch's split over
-    N processes and the output folder, run this command line less ``--nproc`` under torchrun
-    and return its exit status. None when this process trains itself (no ``--nproc``,
+    N processes, ``--sync-bn`` against the network and the output folder, run this command
+    line less ``--nproc`` under torchrun and return its exit status. None when this process trains itself (no ``--nproc``,
     ``--nproc 1``, or a torchrun rank)."""
     from ..train import check_batch_size
     from ..train.distributed import DistributedError
@@ -40,6 +40,11 @@ def launch_if_asked(args: argparse.Namespace, setup) -> int | None:
     if args.nproc == 1:
         return None
     check_batch_size(setup.graphs.net, setup.recipe.batch_size, args.nproc)
+    if args.sync_bn:
+        from ..compile import compile
+        from ..train.distributed import sync_batch_norm
+
+        sync_batch_norm(compile(setup.graphs.net))  # DistributedError on ghost batch norm
     if args.out is not None:  # a refused folder is one line before anything starts
         from ..train import prepare_out
 
