@@ -1,7 +1,8 @@
-"""Page's ResNet-9 written by hand as an ordinary ``nn.Module``: the baseline graphnet is measured against.
+"""Page's ResNet-9 and airbench94 written by hand as ordinary ``nn.Module``s: the baselines graphnet is measured against.
 
-Submodules are named like the compiled graph's (``layer1.residual.res1.conv``), so a
-``state_dict`` from ``graphnet.compile(build(resnet9.net))`` loads into it as is.
+Submodules are named like the compiled graphs' (``layer1.residual.res1.conv``,
+``block2.norm1``), so a ``state_dict`` from ``graphnet.compile(build(resnet9.net))`` or
+``graphnet.compile(build(airbench94.net))`` loads into them as is.
 """
 
 from __future__ import annotations
@@ -57,3 +58,31 @@ class ResNet9(nn.Module):
         x = self.layer3(self.layer2(self.layer1(self.prep(x))))
         x = torch.flatten(self.pool(x), 1)
         return self.linear(x) * self.weight
+
+
+def airbench_block(c_in: int, c_out: int) -> nn.Sequential:
+    """conv → max-pool 2 → BN → GELU → conv → BN → GELU, with airbench94's BN settings."""
+    def norm() -> nn.BatchNorm2d:
+        bn = nn.BatchNorm2d(c_out, eps=1e-12, momentum=0.4)
+        bn.weight.requires_grad_(False)
+        return bn
+
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), pool=nn.MaxPool2d(2), norm1=norm(), act1=nn.GELU(),
+        conv2=nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), norm2=norm(), act2=nn.GELU()))
+
+
+class Airbench94(nn.Module):
+    """airbench94.py's network: frozen 2×2 whitening conv (24 channels), three blocks, max-pool 3, linear ÷9."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.whiten = nn.Conv2d(3, 24, 2, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        self.block1, self.block2, self.block3 = airbench_block(24, 64), airbench_block(64, 256), airbench_block(256, 256)
+        self.pool = nn.MaxPool2d(3)
+        self.linear = nn.Linear(256, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block3(self.block2(self.block1(nn.functional.gelu(self.whiten(x)))))
+        return self.linear(torch.flatten(self.pool(x), 1)) / 9

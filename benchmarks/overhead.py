@@ -1,11 +1,11 @@
-"""Overhead of graphnet's generated code: compiled ResNet-9 vs the same network written by hand.
+"""Overhead of graphnet's generated code: compiled ResNet-9 (or airbench94) vs the same network written by hand.
 
 Times forward + backward on CPU for both in one process, with the same weights and batch.
 Each round warms both up, then times ``repeats`` steps of each, interleaved, with the
 first model alternating between rounds; a round's ratio compares the best steps. The
 report is the median over rounds of the compiled/hand-written ratio.
 
-Run: python benchmarks/overhead.py [--batch 64] [--rounds 7] [--repeats 3] [--threads N]
+Run: python benchmarks/overhead.py [--net resnet9|airbench94] [--batch 64] [--rounds 7] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "specs"), str(ROOT / "benchmarks")]
 
 import graphnet  # noqa: E402
 import resnet9  # noqa: E402
-from handwritten import ResNet9  # noqa: E402
+from graphnet.zoo import airbench94  # noqa: E402
+from handwritten import Airbench94, ResNet9  # noqa: E402
+
+NETS = {"resnet9": (resnet9.net, ResNet9), "airbench94": (airbench94.net, Airbench94)}
 
 
 def step_time(model: nn.Module, x: torch.Tensor) -> float:
@@ -38,6 +41,7 @@ def step_time(model: nn.Module, x: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--net", choices=list(NETS), default="resnet9")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeats", type=int, default=3, help="timed steps per model per round (the best counts)")
@@ -47,13 +51,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    compiled = graphnet.compile(graphnet.build(resnet9.net))
-    hand = ResNet9()
+    spec, written = NETS[args.net]
+    compiled = graphnet.compile(graphnet.build(spec))
+    hand = written()
     hand.load_state_dict(compiled.state_dict())
     models = {"graphnet": compiled, "hand-written": hand}
     x = torch.randn(args.batch, 3, 32, 32)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+    print(f"{args.net}: torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"best of {args.repeats} per round")
     ratios = []
     for r in range(args.rounds):

@@ -28,8 +28,9 @@ class Recipe:
     ``lr_knots`` are epochs and ``lr_values`` the schedule there (linear in between, the last
     value held after the last knot). With ``optimizer`` 'page' the values are Page's per-sample
     rates: a step uses ``value / batch_size`` on the summed loss, and weight decay
-    ``weight_decay * batch_size``. With 'decoupled' or 'muon' they multiply the base rates that
-    ``optimizer_params`` give (see ``graphnet.train.optim``). ``passes`` run in order, each on
+    ``weight_decay * batch_size``, with Nesterov ``momentum``. With 'decoupled' or 'muon' they
+    multiply the base rates that ``optimizer_params`` give, which also hold their momentum and
+    weight decay (``weight_decay`` and ``momentum`` are Page's optimizer's; see ``graphnet.train.optim``). ``passes`` run in order, each on
     the graph its registry entry applies to (net, loss or eval). ``gpu_preprocessing`` False
     augments on the CPU and moves each batch to the device. ``pad``: translation by random
     crops of the reflect-padded images; ``flip``: random or alternating (airbench).
