@@ -7,7 +7,8 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg
 
-from graphnet.data import DataError, DeviceData, load_dataset
+from graphnet.data import DataError, DeviceData, decoded_sizes, load_dataset
+from graphnet.data import stream
 from graphnet.data.stream import StreamData, device_bytes, index_source, plan
 
 # ../shared/data beside the repository (or beside the worktrees' folder)
@@ -136,6 +137,20 @@ def test_the_plan_streams_only_what_does_not_fit(folder):
     assert stream and note.endswith("streamed from the source by DataLoader workers")
     assert plan(index_source(folder), "cpu", free=10 ** 5) == (stream, note)
     assert plan("cifar10", "cpu", free=1)[0] is False  # torchvision's format is not streamable
+
+
+def test_a_decoded_set_is_planned_from_the_cache_without_reading_the_source(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHNET_CACHE", str(tmp_path))
+    assert decoded_sizes(folder) is None
+    before = plan(folder, "cpu", free=10 ** 5)
+    load_dataset(folder, progress=False)
+    assert decoded_sizes(folder) == (40, 10, (3, 16, 16))
+
+    def unread(source):
+        raise AssertionError(f"{source} read")
+
+    monkeypatch.setattr(stream, "index_source", unread)
+    assert plan(folder, "cpu", free=10 ** 5) == before
 
 
 @pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason="the shared CIFAR-10 JPEG archive is not here")

@@ -103,6 +103,17 @@ def test_initialise_runs_the_pm_whitening_and_dirac_initialisers():
     assert torch.equal(w, nn.init.dirac_(torch.empty_like(w)))
 
 
+def test_initialise_forwards_only_as_far_as_the_last_initialiser_that_reads_its_input():
+    net = compile(dirac_init(whiten_input_pm(small_architecture())))
+    ran = []
+    for path in ("whiten", "block1.conv1", "block3.conv2"):
+        net.get_submodule(path).register_forward_hook(lambda m, i, o, path=path: ran.append(path))
+    graphnet.initialise(net, correlated_images(8, 32))
+    assert ran == []  # the whitening initialiser stops the forward before its conv; dirac reads nothing
+    w = net.get_submodule("block3.conv2").weight
+    assert torch.equal(w[: w.shape[1]], nn.init.dirac_(torch.empty_like(w[: w.shape[1]])))
+
+
 # -- Dirac initialisation ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("c_in, c_out", [(4, 8), (8, 8), (8, 4)])

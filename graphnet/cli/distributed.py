@@ -69,7 +69,7 @@ def load_train_data(args: argparse.Namespace, options, dist) -> tuple[Any, dict[
     note). Rank 0 loads first, so that the others read the decoded set from its cache."""
     import torch
 
-    from ..data import DataError
+    from ..data import DataError, decoded_sizes
     from ..data.stream import index_source, is_torchvision, plan
     from ..train.loop import data_dtype
     from .train import load_data
@@ -79,11 +79,16 @@ def load_train_data(args: argparse.Namespace, options, dist) -> tuple[Any, dict[
         if args.stream and is_torchvision(args.data):
             raise DataError(f"--stream reads ImageFolder folders and archives, not torchvision's {args.data}: "
                             "leave it out")
-        if args.stream or (args.stream is None and not is_torchvision(args.data)):
+        if args.stream:
             source = index_source(args.data)
-            stream, note = plan(source, torch.device(options.device), data_dtype(options.precision))
-            if not (args.stream or stream):
+        elif args.stream is None and not is_torchvision(args.data):
+            # sized from the decode cache when the set was decoded before, else indexed (read) once
+            source = None if decoded_sizes(args.data) else index_source(args.data)
+            stream, note = plan(source or args.data, torch.device(options.device), data_dtype(options.precision))
+            if not stream:
                 source = None
+            elif source is None:  # decoded before, on a machine with more memory
+                source = index_source(args.data)
         loaded = load_data(args.data, args.subset, args.test_subset, streamed=source)
     if source is not None and args.stream is None and dist.is_main:
         print(f"graphnet train: note: {note}", file=sys.stderr, flush=True)

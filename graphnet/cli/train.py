@@ -45,8 +45,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--without", type=pass_name, action="append", default=[], metavar="NAME",
                    help="leave this pass out (repeatable)")
     epochs = p.add_mutually_exclusive_group()
-    epochs.add_argument("--epochs", type=positive_int, metavar="N",
-                        help="train N epochs (the lr knots scale in proportion)")
+    epochs.add_argument("--epochs", type=positive_float, metavar="N",
+                        help="train N epochs, whole or not (9.9 stops within the tenth); the lr knots scale in proportion")
     epochs.add_argument("--epochs-scale", type=positive_float, metavar="F", help="scale the recipe's epochs by F")
     p.add_argument("--cutout", type=_size, metavar="N", help="cutout square size (0: none)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="evaluate a moving average of the weights")

@@ -2,7 +2,7 @@
 
 from .augment import cutout, random_crop, random_flip
 from .loader import CIFAR10_MEAN, CIFAR10_STD, DeviceData
-from .sources import DataError, Dataset, default_cache_dir, load_dataset
+from .sources import DataError, Dataset, decoded_sizes, default_cache_dir, load_dataset
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -11,6 +11,7 @@ __all__ = [
     "Dataset",
     "DeviceData",
     "cutout",
+    "decoded_sizes",
     "default_cache_dir",
     "load_dataset",
     "random_crop",

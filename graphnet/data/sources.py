@@ -119,13 +119,35 @@ def load_dataset(source: str | Path, cache_dir: str | Path | None = None,
         return _load_torchvision(path, download=False)
     if path.is_dir() and path.name == TORCHVISION_FOLDER:
         return _load_torchvision(path.parent, download=False)
+    content_hash, tree = _image_folder(path)
+    return _load_cached(_cache_entry(cache, content_hash), tree, path, progress)
+
+
+def decoded_sizes(source: str | Path, cache_dir: str | Path | None = None) -> tuple[int, int, tuple[int, ...]] | None:
+    """``(train images, test images, C×H×W)`` of an ImageFolder archive or directory that
+    :func:`load_dataset` has decoded into ``cache_dir`` before, read from the cached arrays'
+    headers; None when it has not (or ``source`` is not an existing ImageFolder tree)."""
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = Path(source).expanduser()
+    if not path.exists() or path.is_dir() and (path / TORCHVISION_FOLDER).is_dir():
+        return None
+    try:
+        entry = _cache_entry(cache, _image_folder(path)[0])
+        train, test = (np.load(entry / f"{split}_images.npy", mmap_mode="r").shape for split in ("train", "test"))
+    except (DataError, OSError, ValueError):
+        return None
+    h, w, c = train[1:]  # cached N×H×W×C
+    return train[0], test[0], (c, h, w)
+
+
+def _image_folder(path: Path) -> tuple[str, Callable[[], _Tree]]:
+    """An existing archive's or directory's content hash (see :func:`load_dataset`) and a function
+    that reads its tree; DataError if it is neither."""
     if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
-        return _load_cached(cache, _hash_file(path), lambda: _read_archive(path), path, progress)
+        return _hash_file(path), lambda: _read_archive(path)
     if path.is_dir():
         files, dirs = _walk(path)
-        return _load_cached(cache, _hash_listing(path, files, dirs),
-                            lambda: _Tree(files, dirs, lambda rel: (path / rel).read_bytes()),
-                            path, progress)
+        return _hash_listing(path, files, dirs), lambda: _Tree(files, dirs, lambda rel: (path / rel).read_bytes())
     raise DataError(f"data source {path} is neither a directory nor a "
                     f"{'/'.join(ARCHIVE_SUFFIXES)} archive")
 
@@ -298,11 +320,12 @@ def _size(shape: tuple[int, ...]) -> str:
 # ---------------------------------------------------------------- cache
 
 
-def _load_cached(cache: Path, content_hash: str, tree: Callable[[], _Tree], where: Path,
-                 progress: bool) -> Dataset:
-    """The decoded tree from the cache, else decoded now and written to the cache."""
-    key = hashlib.sha256(f"{CACHE_FORMAT}\0{content_hash}".encode()).hexdigest()
-    entry = cache / "decoded" / key
+def _cache_entry(cache: Path, content_hash: str) -> Path:
+    return cache / "decoded" / hashlib.sha256(f"{CACHE_FORMAT}\0{content_hash}".encode()).hexdigest()
+
+
+def _load_cached(entry: Path, tree: Callable[[], _Tree], where: Path, progress: bool) -> Dataset:
+    """The decoded tree from the cache ``entry``, else decoded now and written to it."""
     if entry.is_dir():
         try:
             return _read_cache(entry)

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from . import augment
 from .loader import CIFAR10_MEAN, CIFAR10_STD
 from .sources import (ARCHIVE_SUFFIXES, SPLITS, TORCHVISION_FOLDER, DataError, _balanced_indices, _index_split,
-                      _read_archive, _Tree, _walk)
+                      _read_archive, _Tree, _walk, decoded_sizes)
 
 FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
 CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
@@ -323,19 +323,24 @@ def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.d
     by :func:`device_bytes`, needs more than FREE_FRACTION of ``free``, default
     :func:`free_bytes`), and a one-line note saying so. torchvision's CIFAR-10 (``cifar10`` or
     its folder) is never streamed: StreamData reads ImageFolder trees only. On the CPU the
-    loader's uint8 copy of the set counts too, since it sits in the same RAM. An indexed
-    :class:`Source` (:func:`index_source`) saves reading an archive twice."""
+    loader's uint8 copy of the set counts too, since it sits in the same RAM. A path is
+    sized from the decode cache when the set is there (:func:`decoded_sizes`), else indexed;
+    an indexed :class:`Source` (:func:`index_source`) saves reading an archive twice."""
     device = torch.device(device)
-    indexed = source if isinstance(source, Source) else None if is_torchvision(source) else index_source(source)
-    if indexed is None:
+    torchvision = not isinstance(source, Source) and is_torchvision(source)
+    cached = None if torchvision or isinstance(source, Source) else decoded_sizes(source)
+    if torchvision:
         counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
+    elif cached:
+        counts, shape = cached[:2], cached[2]
     else:
+        indexed = source if isinstance(source, Source) else index_source(source)
         counts, shape = (len(indexed.files["train"]), len(indexed.files["test"])), image_shape(indexed)
     need = device_bytes(*counts, shape, dtype, pad)
     if device.type == "cpu":
         need += (counts[0] + counts[1]) * math.prod(shape)
     free = free_bytes(device) if free is None else free
-    stream = indexed is not None and need > FREE_FRACTION * free
+    stream = not torchvision and need > FREE_FRACTION * free
     where = "streamed from the source by DataLoader workers" if stream else "kept on the device"
     return stream, (f"data: {counts[0]} train + {counts[1]} test images of {'x'.join(map(str, shape))} need about "
                     f"{need / 2**30:.2f} GiB on {device.type} ({free / 2**30:.1f} GiB free): {where}")

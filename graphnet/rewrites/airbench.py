@@ -56,18 +56,18 @@ def whitening_pm(module: nn.Conv2d, x: torch.Tensor, eps: float = 5e-4) -> None:
         module.bias.zero_()
 
 
-@register_initialiser("dirac")
+@register_initialiser("dirac", reads_input=False)
 def dirac(module: nn.Conv2d, x: torch.Tensor | None = None) -> None:
     """Make the conv's first ``c_in`` filters the identity (Dirac) on its input channels.
 
     Filter ``i < min(c_in, c_out)`` passes input channel ``i`` through unchanged; the other
-    filters keep their random initialisation. ``x`` is not used (the initialiser needs no data).
+    filters keep their random initialisation. ``x`` is not used.
     """
     w = module.weight
     nn.init.dirac_(w[: w.shape[1]])
 
 
-@register_initialiser("unit_std")
+@register_initialiser("unit_std", reads_input=False)
 def unit_std(module: nn.Module, x: torch.Tensor | None = None) -> None:
     """Rescale the module's weight to standard deviation 1 (airbench94_muon.py's head); ``x`` is not used."""
     module.weight.div_(module.weight.std())

@@ -12,15 +12,21 @@ from ..errors import SpecError
 from ..ops import get_op
 
 INITIALISERS: dict[str, Callable[..., None]] = {}
+READS_INPUT: set[str] = set()  # the initialisers that need the node's input (a forward to reach it)
 
 
-def register_initialiser(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register ``fn(module, x, **params)``, which sets ``module``'s weights from its input ``x``.
+def register_initialiser(name: str, reads_input: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``fn(module, x, **params)``, which sets ``module``'s weights from its input ``x``;
+    with ``reads_input=False``, ``x`` is None and no forward is run for it.
 
     A node names it with the attr ``init: {'name': name, 'params': {...}}``.
     """
     def register(fn: Callable[..., None]) -> Callable[..., None]:
         INITIALISERS[name] = fn
+        if reads_input:
+            READS_INPUT.add(name)
+        else:
+            READS_INPUT.discard(name)
         return fn
 
     return register
@@ -54,13 +60,14 @@ class _Captured(BaseException):
 
 @torch.no_grad()
 def initialise(network: Network, images: torch.Tensor) -> Network:
-    """Run each node's data initialiser (attr ``init``) once, on the input that node sees.
+    """Run each node's initialiser (attr ``init``) once, on the input that node sees.
 
-    One forward of ``images`` in eval mode (norm stats untouched): a pre-hook on each such
-    node's module calls its initialiser before the module runs, so later initialisers see
-    the effect of earlier ones, and the forward stops after the last. ``images`` are what the
-    network's input sees, on its device: e.g. 10,000 normalised training images without
-    padding. Returns ``network``, initialised in place.
+    Initialisers that do not read their input run first, directly. Then one forward of
+    ``images`` in eval mode (norm stats untouched): a pre-hook on each other node's module
+    calls its initialiser before the module runs, so later initialisers see the effect of
+    earlier ones, and the forward stops after the last. ``images`` are what the network's
+    input sees, on its device: e.g. 10,000 normalised training images without padding.
+    Returns ``network``, initialised in place.
     """
     todo = {n.path: n.attrs["init"] for n in network.spec_graph.nodes if "init" in n.attrs}
     for path, init in todo.items():
@@ -68,7 +75,10 @@ def initialise(network: Network, images: torch.Tensor) -> Network:
             raise SpecError(f"unknown initialiser {init.get('name')!r} (known: {', '.join(INITIALISERS)})", path)
         if get_op(network.spec_graph[path].op).kind != "module":
             raise SpecError("an init attr needs a module node", path)
-    pending = set(todo)
+    for path, init in todo.items():
+        if init["name"] not in READS_INPUT:
+            INITIALISERS[init["name"]](network.node_module(path), None, **init.get("params", {}))
+    pending = {path for path, init in todo.items() if init["name"] in READS_INPUT}
 
     def hook(path: str) -> Callable[[nn.Module, tuple], None]:
         def pre(module: nn.Module, inputs: tuple) -> None:
@@ -80,7 +90,7 @@ def initialise(network: Network, images: torch.Tensor) -> Network:
         return pre
 
     handles = [network.node_module(path).register_forward_pre_hook(hook(path))
-               for path in todo]
+               for path in pending]
     training = network.training
     network.eval()
     try:
