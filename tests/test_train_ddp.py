@@ -108,6 +108,23 @@ def test_nproc_2_trains_writes_from_rank_0_only_and_eval_loads_it(archive, tmp_p
     assert re.search(r"test acc (\S+) \(TTA\)", stdout.getvalue()).group(1) == f"{log['result']['test_acc']:.4f}"
 
 
+def test_eval_streams_a_set_that_would_not_fit_decoded(archive, tmp_path, monkeypatch):  # noqa: F811
+    out = tmp_path / "out"
+    assert main(["train", "--stream", "--data", str(archive), "--epochs", "1", "--subset", "64", *SMALL,
+                 "--out", str(out)]) == 0
+    logged = json.loads((out / "log.json").read_text())["result"]["test_acc"]
+
+    def undecodable(source, *args, **kwargs):
+        raise AssertionError(f"{source} decoded")
+
+    monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 6)
+    monkeypatch.setattr("graphnet.data.load_dataset", undecodable)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["eval", str(out), "--device", "cpu"]) == 0
+    assert re.search(r"test acc (\S+)", stdout.getvalue()).group(1) == f"{logged:.4f}"
+
+
 def test_nproc_beyond_the_machine_is_refused_before_anything_starts(archive, tmp_path, capsys):  # noqa: F811
     argv = ["train", "--nproc", str((os.cpu_count() or 1) + 1), "--data", str(archive), *SMALL,
             "--out", str(tmp_path / "out")]

@@ -69,26 +69,17 @@ def load_train_data(args: argparse.Namespace, options, dist) -> tuple[Any, dict[
     note). Rank 0 loads first, so that the others read the decoded set from its cache."""
     import torch
 
-    from ..data import DataError, decoded_sizes
-    from ..data.stream import index_source, is_torchvision, plan
+    from ..data import DataError
+    from ..data.stream import is_torchvision, streamed_source
     from ..train.loop import data_dtype
     from .train import load_data
 
     with dist.main_first():
-        source, note = None, ""
         if args.stream and is_torchvision(args.data):
             raise DataError(f"--stream reads ImageFolder folders and archives, not torchvision's {args.data}: "
                             "leave it out")
-        if args.stream:
-            source = index_source(args.data)
-        elif args.stream is None and not is_torchvision(args.data):
-            # sized from the decode cache when the set was decoded before, else indexed (read) once
-            source = None if decoded_sizes(args.data) else index_source(args.data)
-            stream, note = plan(source or args.data, torch.device(options.device), data_dtype(options.precision))
-            if not stream:
-                source = None
-            elif source is None:  # decoded before, on a machine with more memory
-                source = index_source(args.data)
+        source, note = streamed_source(args.data, torch.device(options.device), data_dtype(options.precision),
+                                       args.stream)
         loaded = load_data(args.data, args.subset, args.test_subset, streamed=source)
     if source is not None and args.stream is None and dist.is_main:
         print(f"graphnet train: note: {note}", file=sys.stderr, flush=True)

@@ -264,7 +264,9 @@ def run_eval(args: argparse.Namespace) -> int:
     import contextlib
 
     from ..data import Dataset, DeviceData
+    from ..data.stream import StreamData, streamed_source
     from ..train import TrainError, evaluate, load_checkpoint, loss_and_correct, rebuild, resolve_device
+    from ..train.loop import data_sizes
 
     import_modules(args)
     checkpoint = load_checkpoint(args.checkpoint)
@@ -275,16 +277,22 @@ def run_eval(args: argparse.Namespace) -> int:
         raise TrainError("the checkpoint does not record its data set: pass --data")
     _, eval_net, loss_net = rebuild(checkpoint)
     eval_net.to(device).eval()
-    dataset, data_config, _ = load_data(source, data.get("subset"), args.test_subset or data.get("test_subset"))
-    d = dataset  # only the test split goes to the device
-    test = DeviceData(Dataset(d.train_images[:0], d.train_labels[:0], d.test_images, d.test_labels, d.classes), device)
+    streamed, _ = streamed_source(source, device)  # a set too big to decode is streamed, as in training
+    dataset, data_config, _ = load_data(source, data.get("subset"), args.test_subset or data.get("test_subset"),
+                                        streamed=streamed)
+    if streamed is not None:
+        test = StreamData(dataset, device)
+    else:  # only the test split goes to the device
+        d = dataset
+        test = DeviceData(Dataset(d.train_images[:0], d.train_labels[:0], d.test_images, d.test_labels, d.classes),
+                          device)
     fn = loss_and_correct(eval_net, loss_net.to(device), contextlib.nullcontext)
     loss, acc, seconds = evaluate(fn, test.test_batches(args.batch_size), device)
     last = checkpoint["log"][-1] if checkpoint["log"] else {}
     logged = last.get("tta_acc", last.get("test_acc", float("nan")))
     tta = " (TTA)" if checkpoint["config"].get("TTA", "off") != "off" else ""
     _say(f"graphnet eval {args.checkpoint}", f"  data  {data_config['data']}; {data_config['subset']}",
-         f"test acc {acc:.4f}{tta}, loss {loss:.4f}, {len(dataset.test_images)} images in {seconds:.2f} s "
+         f"test acc {acc:.4f}{tta}, loss {loss:.4f}, {data_sizes(dataset)[1]} images in {seconds:.2f} s "
          f"on {device} (logged at the end of training: {logged:.4f})")
     return 0
 

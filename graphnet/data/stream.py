@@ -344,3 +344,19 @@ def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.d
     where = "streamed from the source by DataLoader workers" if stream else "kept on the device"
     return stream, (f"data: {counts[0]} train + {counts[1]} test images of {'x'.join(map(str, shape))} need about "
                     f"{need / 2**30:.2f} GiB on {device.type} ({free / 2**30:.1f} GiB free): {where}")
+
+
+def streamed_source(source: str | Path, device: torch.device | str, dtype: torch.dtype = torch.float32,
+                    stream: bool | None = None) -> tuple[Source | None, str]:
+    """``(indexed, note)``: ``source`` indexed to be streamed (``stream`` True, or None and
+    :func:`plan` finds that its decoded set would not fit), else None (decode it); ``note`` is
+    the plan's line ('' when ``stream`` is given). The archive is read at most once."""
+    if stream:
+        return index_source(source), ""
+    if stream is False or is_torchvision(source):
+        return None, ""
+    indexed = None if decoded_sizes(source) else index_source(source)  # a decoded set is sized from the cache
+    streamed, note = plan(indexed or source, device, dtype)
+    if not streamed:
+        return None, note
+    return indexed or index_source(source), note  # decoded before, on a machine with more memory
