@@ -3,7 +3,7 @@ data path against the on-device one, with graphnet's building blocks.
 
     PYTHONPATH=. .venv/bin/python benchmarks/distributed.py ddp    [--nproc 2] [--batch 128] [--steps 10]
     PYTHONPATH=. .venv/bin/python benchmarks/distributed.py stream [--images 2048] [--workers 1] [--source PATH]
-    PYTHONPATH=. .venv/bin/python benchmarks/distributed.py train  [--images 2048] [--nproc 2] [--source PATH]
+    PYTHONPATH=. .venv/bin/python benchmarks/distributed.py train  [--images 2048] [--epochs 2] [--nproc 2] [--source PATH]
 
 ``ddp``: the compiled ResNet-9 (``--width-mult``, default 0.25) takes ``--steps`` timed steps of
 Page's SGD (after 2 untimed) on a global batch of ``--batch`` random 32x32 images: once in one
@@ -17,10 +17,11 @@ decoded every epoch by ``--workers`` DataLoader workers; an archive's bytes sit 
 no disk is read), both cropping, flipping and cutting out on the device: images/s of one
 epoch of batches alone, then of one epoch of training steps fed by each.
 
-``train``: ``graphnet train`` itself (the default recipe, 2 epochs, ``--images`` of the source,
-``--batch`` the global batch), in one process, with ``--nproc`` processes, and with
+``train``: ``graphnet train`` itself (the default recipe, ``--epochs`` epochs, ``--images`` of the
+source, ``--batch`` the global batch), in one process, with ``--nproc`` processes, and with
 ``--stream``, one after the other; each run's training images/s (its log's ``images_per_s``,
-preprocessing and evaluation excluded) and its wall time, start-up and data loading included.
+preprocessing and evaluation excluded), test accuracy, and wall time (start-up and data loading
+included).
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ def run_train(args: argparse.Namespace) -> None:
     import tempfile
 
     common = ["train", "--data", args.source, "--subset", str(args.images), "--batch-size", str(args.batch),
-              "--width-mult", str(args.width_mult), "--epochs", "2", "--device", args.device]
+              "--width-mult", str(args.width_mult), "--epochs", str(args.epochs), "--device", args.device]
     print(f"graphnet train: {args.images} images of {args.source}, global batch {args.batch}, ResNet-9 "
-          f"x{args.width_mult}, 2 epochs, device {args.device}")
+          f"x{args.width_mult}, {args.epochs} epochs, device {args.device}")
     for name, extra in (("1 process", []), (f"{args.nproc} processes", ["--nproc", str(args.nproc)]),
                         ("streamed", ["--stream"])):
         with tempfile.TemporaryDirectory() as out:
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--epochs", type=int, default=2, help="train: epochs of each run")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--width-mult", type=float, default=0.25)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
