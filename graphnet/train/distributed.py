@@ -6,17 +6,13 @@ process group (NCCL on CUDA, each process on ``cuda:<LOCAL_RANK>``; gloo on the 
 yields a :class:`Dist`, the one object the trainer asks about ranks. Without ``torchrun``
 (no ``WORLD_SIZE``, or 1) nothing is started and every method is a no-op.
 
-The global batch and the per-sample rates. The trainer sums the loss over its batch and
-steps with ``lr = value / batch`` and weight decay ``weight_decay * batch`` (see
-:mod:`graphnet.train.optim`). With ``W`` ranks each takes ``b = B / W`` of the global
-batch ``B`` and DistributedDataParallel *averages* the gradients over the ranks, so the
-gradient is ``(1/W) sum_B grad``. Stepping with ``b`` where one process uses ``B``::
-
-    lr_step * grad  = value / b * (1/W) sum_B grad = value / B * sum_B grad
-    lr_step * wd    = value / b * weight_decay * b = value * weight_decay
-
-gives the one-process step exactly: the recipe's batch size is the global batch, and the
-optimiser (``make_optimizer``, ``set_lr``) is given :meth:`Dist.local_batch`.
+The global batch. The trainer sums the loss over its batch, and every optimiser
+(:func:`~graphnet.train.optim.make_optimization`) is built for the recipe's batch size:
+the global batch ``B``. With ``W`` ranks each takes ``b = B / W`` of it
+(:meth:`Dist.local_batch`), and the ranks' gradients are all-reduced by *sum*
+(DistributedDataParallel's default is the mean), so each rank steps on ``sum_B grad``, as
+one process does: per-sample rates (Page's SGD), rates per 1,024 examples (airbench's) and
+weight decay scaled by the batch all mean the same on any number of ranks.
 
 Batch norm statistics are per rank (batches of ``b``), as Page's ghost batch norm intends;
 ``wrap(network, sync_bn=True)`` makes the plain batch norms compute them over the global
@@ -88,8 +84,10 @@ class Dist:
         # newer torch renames broadcast_buffers; its successor also syncs buffers at init, which
         # changes nothing here (ranks start from rank 0's state: see broadcast_)
         new = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-        return DistributedDataParallel(network, device_ids=ids, find_unused_parameters=find_unused,
-                                       **{"forward_sync_buffers" if new else "broadcast_buffers": False})
+        ddp = DistributedDataParallel(network, device_ids=ids, find_unused_parameters=find_unused,
+                                      **{"forward_sync_buffers" if new else "broadcast_buffers": False})
+        ddp.register_comm_hook(None, _sum_gradients)
+        return ddp
 
     def broadcast_(self, module: nn.Module) -> nn.Module:
         """Give every rank rank 0's parameters and buffers (after initialising, which may
@@ -169,6 +167,13 @@ class Dist:
         rank 0, and no rank leaves before they are done (a barrier on exit)."""
         yield self.is_main
         self.barrier()
+
+
+def _sum_gradients(group, bucket):  # no annotations: DDP checks them against the real classes
+    """DistributedDataParallel's comm hook: all-reduce a ``GradBucket`` of gradients by sum
+    (module doc) in ``group`` (None: all ranks); returns the reduction's future."""
+    work = tdist.all_reduce(bucket.buffer(), group=group or tdist.group.WORLD, async_op=True)
+    return work.get_future().then(lambda done: done.value()[0])
 
 
 def unwrap(network: nn.Module) -> nn.Module:

@@ -269,8 +269,8 @@ class Trainer:
 
     ``dist``: this process's place among several (:mod:`.distributed`, started by torchrun).
     Each process trains a DistributedDataParallel copy on its shard with ``B / W`` of the
-    recipe's global batch ``B`` (the optimiser is given that local batch: the per-sample rates
-    keep their meaning), and augments with its own seed; ghost batch norm splits each
+    recipe's global batch ``B`` (gradients sum over the ranks, so the optimiser's rates mean
+    what they mean in one process), and augments with its own seed; ghost batch norm splits each
     process's batch into the graph's ``num_splits``. Rank 0 alone keeps the EMA and evaluates;
     every rank returns its figures (training loss and accuracy summed over the ranks).
     """
@@ -425,7 +425,7 @@ class Trainer:
         """Train from fresh weights; ``on_epoch(row)`` after each epoch. Raises NonFiniteLoss."""
         recipe, device = self.recipe, self.device
         init_time = self._reset(seed)
-        optimization = make_optimization(self.net, recipe, self.batch_size)
+        optimization = make_optimization(self.net, recipe)  # for the global batch: gradients sum over ranks
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
         bn_warmup = RunningStatsWarmup(self.net)
         bs = self.batch_size  # this process's; recipe.batch_size is the global batch

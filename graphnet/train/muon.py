@@ -22,12 +22,15 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
 def orthogonalise(g: torch.Tensor, steps: int = 3, eps: float = 1e-7,
-                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """The Newton–Schulz approximation of ``U Vᵀ`` for the 2-D ``g = U S Vᵀ``, in ``dtype``.
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The Newton–Schulz approximation of ``U Vᵀ`` for the 2-D ``g = U S Vᵀ``, in ``dtype``:
+    by default bfloat16 on CUDA (as airbench), float32 elsewhere (where bfloat16 matrix
+    products are often emulated: slower and less precise).
 
     Singular values end near 1 (between about 0.7 and 1.2 after 3 steps, not exactly 1:
     the coefficients trade convergence for speed).
     """
+    dtype = dtype or (torch.bfloat16 if g.is_cuda else torch.float32)
     if g.dim() != 2:
         raise ValueError(f"orthogonalise takes a matrix, not a tensor of shape {tuple(g.shape)}")
     a, b, c = NS_COEFFICIENTS
