@@ -39,21 +39,20 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_steps(dist: Dist, graph, sync_bn: bool) -> nn.Module:
     """STEPS steps of Page's SGD on this rank's shard of one global batch (the whole data),
-    with the optimiser given the local batch (the module doc's mapping)."""
+    with the optimiser built for the global batch (gradients sum over ranks: the module doc)."""
     torch.manual_seed(0)
     net = dist.broadcast_(compile(graph))
     model = dist.wrap(net, sync_bn=sync_bn)
     images, labels = data()
     index = dist.shard(labels, seed=0)
     images, labels = images[index], labels[index]
-    local = dist.local_batch(GLOBAL_BATCH)
-    recipe = dataclasses.replace(get_recipe("baseline"), batch_size=local)
+    recipe = dataclasses.replace(get_recipe("baseline"), batch_size=GLOBAL_BATCH)
     optimizer = make_optimizer(unwrap(model), recipe)
     for _ in range(STEPS):
         loss = F.cross_entropy(model(images), labels, reduction="sum")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        set_lr(optimizer, LR, local)
+        set_lr(optimizer, LR, GLOBAL_BATCH)
         optimizer.step()
     return unwrap(model)
 

@@ -193,8 +193,8 @@ def resolve_recipe(args: argparse.Namespace):
     from ..train import EMA_SETTINGS, get_recipe
 
     recipe = get_recipe(args.recipe)
-    if args.epochs is not None:
-        recipe = recipe.with_epochs(args.epochs)
+    if args.epochs is not None:  # whole epochs stay an int (8, not 8.0)
+        recipe = recipe.with_epochs(int(args.epochs) if args.epochs.is_integer() else args.epochs)
     if args.epochs_scale is not None:
         recipe = recipe.scaled(args.epochs_scale)
     changes: dict[str, Any] = {}
