@@ -350,7 +350,8 @@ def streamed_source(source: str | Path, device: torch.device | str, dtype: torch
                     stream: bool | None = None) -> tuple[Source | None, str]:
     """``(indexed, note)``: ``source`` indexed to be streamed (``stream`` True, or None and
     :func:`plan` finds that its decoded set would not fit), else None (decode it); ``note`` is
-    the plan's line ('' when ``stream`` is given). The archive is read at most once."""
+    the plan's line ('' when ``stream`` is given). The source is indexed at most once (decoding
+    reads it again)."""
     if stream:
         return index_source(source), ""
     if stream is False or is_torchvision(source):
