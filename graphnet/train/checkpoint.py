@@ -1,8 +1,8 @@
 """Checkpoints: the evaluated weights with everything needed to rebuild and re-evaluate them.
 
 A checkpoint is one ``torch.save`` file of plain data (loadable with ``weights_only=True``):
-the network, loss and eval graphs as JSON specs, the passes and recipe, the run's
-configuration, data source and log, and the weights (the EMA's when the recipe had one) as fp32 tensors.
+the network, loss and eval graphs as JSON specs, the passes and recipe, whether evaluation has
+TTA, the run's configuration, data source and log, and the weights (the EMA's when the recipe had one) as fp32 tensors.
 Rebuilding needs no rewrite pass: the graphs are stored after rewriting.
 """
 
@@ -19,11 +19,13 @@ from ..compile import Network, compile
 from ..graph import build
 from ..losses import LOSS_INPUTS
 from ..spec import from_json, to_json
+from .errors import TrainError
+from .graphs import Graphs
 from .log import save_atomically
-from .loop import Graphs, RunResult, TrainError
+from .loop import RunResult
 from .recipes import Recipe
 
-FORMAT = "graphnet-checkpoint-v1"
+FORMAT = "graphnet-checkpoint-v2"  # v2: ``tta``
 FILENAME = "checkpoint.pt"
 
 
@@ -50,6 +52,7 @@ def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, co
         "eval_spec": to_json(graphs.eval.to_spec()),
         "passes": [[name, dict(params)] for name, params in passes],
         "recipe": recipe.to_dict(),
+        "tta": graphs.tta,
         "config": config,
         "data": data or {},
         "provenance": origin or {},
@@ -83,7 +86,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or damaged?): {first}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a graphnet checkpoint ({FORMAT})")
-    missing = [k for k in ("spec", "loss_spec", "eval_spec", "weights", "log", "config", "data") if k not in checkpoint]
+    missing = [k for k in ("spec", "loss_spec", "eval_spec", "tta", "weights", "log", "config", "data") if k not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     return checkpoint
