@@ -95,9 +95,23 @@ def resolve_passes(args: argparse.Namespace, recipe) -> list:
     return passes
 
 
+def processes(args: argparse.Namespace, runtime) -> int:
+    """How many processes will train: ``--nproc N`` (checked against the machine, and refused
+    under torchrun, which started this one), else torchrun's world size."""
+    from ..train import DistributedError
+    from ..train.launch import check_nproc
+
+    if args.nproc is None:
+        return runtime.dist.world_size
+    if "WORLD_SIZE" in os.environ:
+        raise DistributedError("--nproc starts torchrun itself: under torchrun leave it out")
+    check_nproc(args.nproc, runtime.device)
+    return args.nproc
+
+
 def setup_from_args(args: argparse.Namespace, options, runtime):
     """What ``graphnet train`` runs: SPEC (default Page's ResNet-9) with the resolved passes, its
-    batch size checked for the processes that will train it (``--nproc``, or torchrun's)."""
+    batch size checked for the :func:`processes` that will train it."""
     from ..train import make_setup
     from ..train.runner import describe_processes
 
@@ -106,25 +120,17 @@ def setup_from_args(args: argparse.Namespace, options, runtime):
     if args.spec:
         import_modules(args)
     net = build_net(spec, args.width_mult, args.num_classes)
-    return make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args),
-                      args.nproc or runtime.dist.world_size, **run_config(args, options, runtime),
-                      **describe_processes(runtime.dist, recipe.batch_size))
+    return make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), processes(args, runtime),
+                      **run_config(args, options, runtime), **describe_processes(runtime.dist, recipe.batch_size))
 
 
-def launch_if_asked(args: argparse.Namespace, setup, runtime) -> int | None:
-    """With ``--nproc N`` outside torchrun (no ``WORLD_SIZE``): check N, ``--sync-bn`` against
-    the network and the output folder, run this command line less ``--nproc`` under torchrun
-    and return its exit status. None when this process trains itself (no ``--nproc``,
-    ``--nproc 1``, or a torchrun rank)."""
-    from ..train import DistributedError
-    from ..train.launch import check_nproc, launch
+def launch_if_asked(args: argparse.Namespace, setup) -> int | None:
+    """With ``--nproc N`` above 1 (already checked by :func:`processes`): check ``--sync-bn``
+    against the network and the output folder, run this command line less ``--nproc`` under
+    torchrun and return its exit status. None when this process trains itself."""
+    from ..train.launch import launch
 
-    if args.nproc is None:
-        return None
-    if "WORLD_SIZE" in os.environ:
-        raise DistributedError("--nproc starts torchrun itself: under torchrun leave it out")
-    check_nproc(args.nproc, runtime.device)
-    if args.nproc == 1:
+    if args.nproc is None or args.nproc == 1:
         return None
     if args.sync_bn:
         from ..compile import compile
@@ -135,7 +141,7 @@ def launch_if_asked(args: argparse.Namespace, setup, runtime) -> int | None:
         from ..train import prepare_out
 
         prepare_out(args.out, args.overwrite)
-    return launch(args.argv, args.nproc, runtime.device)
+    return launch(args.argv, args.nproc)
 
 
 def load_train_data(args: argparse.Namespace, runtime) -> tuple[Any, dict[str, str], dict[str, Any]]:
@@ -167,7 +173,7 @@ def run_train(args: argparse.Namespace) -> int:
     options = replace(run_options(args), sync_bn=args.sync_bn)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
     setup = setup_from_args(args, options, runtime)
-    launched = launch_if_asked(args, setup, runtime)
+    launched = launch_if_asked(args, setup)
     if launched is not None:
         return launched
     with process_group(runtime.dist):

@@ -68,11 +68,10 @@ def torchrun_args(argv: Sequence[str], nproc: int, log_dir: str, module: str = "
     return ["--standalone", f"--nproc-per-node={nproc}", f"--log-dir={log_dir}", "-m", module, *without_nproc(argv)]
 
 
-def launch(argv: Sequence[str], nproc: int, device: torch.device) -> int:
-    """Check ``nproc`` (DistributedError), run graphnet's ``argv`` under torchrun in ``nproc``
-    processes and return the exit status: 0, or 1 after the one line of :func:`run_torchrun`.
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Run graphnet's ``argv`` under torchrun in ``nproc`` processes (:func:`check_nproc` checks
+    them first) and return the exit status: 0, or 1 after the one line of :func:`run_torchrun`.
     Each CPU rank gets ``cores // nproc`` threads unless ``OMP_NUM_THREADS`` is set."""
-    check_nproc(nproc, device)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     with tempfile.TemporaryDirectory(prefix="graphnet-torchrun-") as log_dir:
         return run_torchrun(torchrun_args(argv, nproc, log_dir))
