@@ -34,12 +34,12 @@ class CheckpointError(TrainError):
 
 
 def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, config: dict[str, Any],
-                    result: RunResult, data: dict[str, Any] | None = None,
+                    result: RunResult, data_record: dict[str, Any] | None = None,
                     origin: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint of ``result`` to ``path`` (a file, or a folder to hold ``checkpoint.pt``),
     atomically.
 
-    ``data``: ``{'source', 'typed', 'subset', 'test_subset'}``, what ``graphnet eval`` reloads by
+    ``data_record``: ``{'source', 'typed', 'subset', 'test_subset'}``, what ``graphnet eval`` reloads by
     default (``source`` absolute, ``typed`` as given); ``origin``: the provenance (versions, device, command).
     """
     path = Path(path)
@@ -54,7 +54,7 @@ def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, co
         "recipe": recipe.to_dict(),
         "tta": graphs.tta,
         "config": config,
-        "data": data or {},
+        "data": data_record or {},
         "provenance": origin or {},
         "log": result.rows,
         "weights": result.state,
@@ -86,7 +86,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or damaged?): {first}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a graphnet checkpoint ({FORMAT})")
-    missing = [k for k in ("spec", "loss_spec", "eval_spec", "tta", "weights", "log", "config", "data") if k not in checkpoint]
+    required = ("spec", "loss_spec", "eval_spec", "tta", "weights", "log", "config", "data")
+    missing = [k for k in required if k not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     return checkpoint
