@@ -74,13 +74,13 @@ def steps_per_second(model, optimizer, batches, local_batch: int, sync=lambda: N
 
 def _ddp_rank(rank: int, world: int, port: int, args: argparse.Namespace, out: dict) -> None:
     from graphnet.train import get_recipe, make_optimizer
-    from graphnet.train.distributed import process_group, unwrap
+    from graphnet.train.distributed import from_env, process_group, unwrap
 
     if world > 1:
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                           MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    with process_group(args.device) as dist:
+    with process_group(from_env(args.device)) as dist:
         model = dist.wrap(dist.broadcast_(network(args.width_mult, dist.device)))
         local = dist.local_batch(args.batch)
         recipe = dataclasses.replace(get_recipe("baseline"), batch_size=local)

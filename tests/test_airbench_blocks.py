@@ -10,10 +10,11 @@ from graphnet.data.alternating_flip import AlternatingFlip
 from graphnet.data.augment import random_crop
 from graphnet.rewrites import param_groups
 from graphnet.rewrites.airbench import tta_translate
-from graphnet.train.decoupled import Decoupled, set_schedule, triangle
+from graphnet.train.decoupled import Decoupled, set_schedule
 from graphnet.train.frozen_after import apply_frozen_after
 from graphnet.train.lookahead import Lookahead
 from graphnet.train.muon import Muon, split_filters
+from graphnet.train.schedule import PiecewiseLinear
 from graphnet.zoo import airbench94
 
 
@@ -32,7 +33,9 @@ def test_airbench_blocks_train_and_evaluate_together():
     opt = hyp.sgd(param_groups(net))
     epochs, per_epoch = 4, len(images) // hyp.batch_size
     total = math.ceil(epochs * per_epoch)
-    schedule, look = triangle(total), Lookahead(total, start_epoch=1)
+    # airbench94's lr: 0.2, 1 at 23% of the steps, 0.07 at the end
+    schedule = PiecewiseLinear((0, int(0.23 * total), total), (0.2, 1.0, 0.07))
+    look = Lookahead(total, start_epoch=1)
     flips, gen = AlternatingFlip(len(images), torch.Generator().manual_seed(1)), torch.Generator().manual_seed(2)
     padded = F.pad(images, (2,) * 4, mode="reflect")
     step, whiten_bias = 0, net.get_parameter("whiten.bias")

@@ -2,6 +2,11 @@
 checked before any data loads."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -240,3 +245,25 @@ def test_files_are_replaced_atomically(tmp_path):
         _write_atomically(path, half_then_fail)
     assert json.loads(path.read_text()) == {"status": "done"}  # the old file, whole
     assert [p.name for p in tmp_path.iterdir()] == ["log.json"]  # no temporary left
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_a_run_stopped_by_a_signal_says_so_in_its_log(signal_name, archive, tmp_path):  # noqa: F811
+    # what timeout, a cluster scheduler or a dropped ssh session sends: the run ends as Ctrl-C ends it
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "graphnet.cli", "train", "--data", str(archive), "--subset", "64", "--epochs", "500",
+            *SMALL, "--out", str(tmp_path)]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        for line in run.stdout:  # the header, the table's header, then the first epoch's row
+            if line.split()[:1] == ["1"]:
+                break
+        run.send_signal(getattr(signal, signal_name))
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 128 + getattr(signal, signal_name)
+    assert err.strip().splitlines()[-1] == f"graphnet train: stopped by {signal_name}"
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["status"] == "interrupted" and log["reason"] == f"stopped by {signal_name}"
+    assert log["rows"] and log["rows"][0]["epoch"] == 1  # the finished epochs are kept
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -21,7 +21,7 @@ from graphnet import build, load_spec
 from graphnet.cli import main
 from graphnet.data import Dataset, load_dataset
 from graphnet.data.stream import index_source
-from graphnet.train import Options, Trainer, get_recipe, make_setup
+from graphnet.train import Options, Runtime, Trainer, get_recipe, make_setup, resolve_runtime
 from graphnet.train.distributed import process_group
 from test_cli_train import SMALL, archive, cache  # noqa: F401 (fixtures)
 from test_data_stream import write_folder
@@ -49,11 +49,9 @@ def tiny_dataset() -> Dataset:
 OPTIONS = Options(device="cpu", sync_bn=True, augment=False, progress=False)
 
 
-def run(name="ema", epochs=3, dist=None):
-    from graphnet.train.distributed import Dist
-
+def run(name="ema", epochs=3, runtime=None):
     setup = tiny_setup(name, epochs)
-    trainer = Trainer(setup.graphs, setup.recipe, tiny_dataset(), OPTIONS, io.StringIO(), dist or Dist())
+    trainer = Trainer(setup.graphs, setup.recipe, tiny_dataset(), OPTIONS, io.StringIO(), runtime)
     result = trainer.run(seed=3)
     return {"net": {k: v.clone() for k, v in trainer.net.state_dict().items()}, "rows": result.rows,
             "evaluated": result.state}
@@ -63,8 +61,9 @@ def _rank(rank: int, world: int, port: int, folder: str, name: str, epochs: int)
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    with process_group("cpu", timeout=timedelta(seconds=60)) as dist:
-        torch.save(run(name, epochs, dist), f"{folder}/rank{rank}.pt")
+    runtime = resolve_runtime(OPTIONS)
+    with process_group(runtime.dist, timeout=timedelta(seconds=60)):
+        torch.save(run(name, epochs, runtime), f"{folder}/rank{rank}.pt")
 
 
 # Each optimizer kind: Page's SGD, airbench's decoupled SGD, Muon. Page's SGD for two steps: its
@@ -200,18 +199,17 @@ def test_the_streaming_path_learns_as_the_on_device_path(red_and_blue):
 def test_streaming_is_chosen_when_the_decoded_set_would_not_fit(red_and_blue, monkeypatch, capsys):
     import argparse
 
-    from graphnet.cli.distributed import load_train_data
+    from graphnet.cli.train import load_train_data
     from graphnet.data.stream import Source
-    from graphnet.train.distributed import Dist
 
     args = argparse.Namespace(data=str(red_and_blue), subset=100, test_subset=None, stream=None)
     monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 6)
-    source, config, record = load_train_data(args, OPTIONS, Dist())
+    source, config, record = load_train_data(args, Runtime())
     assert isinstance(source, Source) and len(source.files["train"]) == 100 and len(source.files["test"]) == 39
     assert config["data"] == f"{red_and_blue} (streamed)" and record["subset"] == 100
     note = capsys.readouterr().err.strip()
     assert note.startswith("graphnet train: note: data: 256 train + 100 test images of 3x32x32 need about")
     assert note.endswith("streamed from the source by DataLoader workers")
     monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 12)
-    dataset, _, _ = load_train_data(args, OPTIONS, Dist())
+    dataset, _, _ = load_train_data(args, Runtime())
     assert isinstance(dataset, Dataset) and "note" not in capsys.readouterr().err

@@ -12,7 +12,8 @@ from graphnet import build
 from graphnet.data import Dataset
 from graphnet.rewrites.ghost_bn import GhostBatchNorm
 from graphnet.train import EMA, Options, Trainer, get_recipe, make_setup, provenance
-from graphnet.train.loop import data_dtype, whitening_sample
+from graphnet.train.environment import data_dtype
+from graphnet.train.loop import whitening_sample
 from graphnet.zoo import resnet9
 from test_train_loop import coloured_images
 
@@ -67,7 +68,7 @@ def test_trainer_sets_the_ghost_bn_method_and_memory_format(tiny_dataset):
                       Options(device="cpu", memory_format="channels_last", ghost_bn_method="view"))
     ghosts = [m for m in trainer.net.modules() if isinstance(m, GhostBatchNorm)]
     assert ghosts and {m.method for m in ghosts} == {"view"}
-    assert trainer.memory_format == torch.channels_last
+    assert trainer.runtime.memory_format == torch.channels_last
     conv = next(m for m in trainer.net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
                 and m.weight.requires_grad)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)

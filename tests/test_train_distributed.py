@@ -16,7 +16,7 @@ from graphnet.compile import compile
 from graphnet.rewrites import GhostBatchNorm
 from graphnet.train import get_recipe, make_optimizer, set_lr
 from graphnet.train.distributed import (CpuSyncBatchNorm, Dist, DistributedError, from_env, process_group,
-                                        shard_indices, strip_ddp_prefix, sync_batch_norm, unwrap)
+                                        shard_indices, sync_batch_norm, unwrap)
 
 GLOBAL_BATCH, STEPS, LR = 8, 3, 0.4
 
@@ -63,12 +63,12 @@ def _worker(rank: int, world: int, port: int, folder: str, graph) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    with process_group("cpu", timeout=timedelta(seconds=60)) as dist:
+    with process_group(from_env("cpu"), timeout=timedelta(seconds=60)) as dist:
         net = train_steps(dist, graph, sync_bn=True)
         total, = dist.sum_(torch.tensor([float(rank + 1)]))
-        with dist.main_only() as main:
-            if main:
-                torch.save(net.state_dict(), f"{folder}/checkpoint.pt")
+        if dist.is_main:
+            torch.save(net.state_dict(), f"{folder}/checkpoint.pt")
+        dist.barrier()
         torch.save({"state": net.state_dict(), "sum": total, "seed": dist.augment_seed(5),
                     "wrapped": list(dist.wrap(compile(graph)).state_dict())
                     }, f"{folder}/rank{rank}.pt")
@@ -106,7 +106,7 @@ def test_shards_are_disjoint_equal_class_balanced_and_seeded():
 
 def test_one_process_is_a_no_op(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    with process_group("cpu") as dist:
+    with process_group(from_env("cpu")) as dist:
         assert dist == Dist() and dist.is_main and not torch.distributed.is_initialized()
         net = nn.Linear(2, 2)
         assert dist.wrap(net) is net and dist.broadcast_(net) is net
@@ -145,7 +145,3 @@ def test_sync_batch_norm_refuses_ghost_batch_norm():
     with pytest.raises(DistributedError, match=r"cannot sync batch norm 1 \(GhostBatchNorm\)"):
         Dist().wrap(net, sync_bn=True)
 
-
-def test_strip_ddp_prefix_only_when_every_key_has_it():
-    assert list(strip_ddp_prefix({"module.a": 1, "module.b.c": 2})) == ["a", "b.c"]
-    assert list(strip_ddp_prefix({"module.a": 1, "b": 2})) == ["module.a", "b"]

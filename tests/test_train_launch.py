@@ -28,9 +28,9 @@ RANK_ONE_FAILS = """
 
 GRAPHNET_RANKS = """
     import torch
-    from graphnet.train.distributed import process_group
+    from graphnet.train.distributed import from_env, process_group
 
-    with process_group("cpu") as dist:
+    with process_group(from_env("cpu")) as dist:
         assert (dist.world_size, dist.local_rank) == (2, dist.rank) and dist.distributed
         total, = dist.sum_(torch.tensor([dist.rank + 1]))
         assert total.item() == 3

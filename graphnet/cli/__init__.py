@@ -15,18 +15,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
+import signal
 import sys
 import warnings
 
 from ..data import DataError
 from ..errors import SpecError
 from ..render import RenderError
-from ..train import TrainError
-from ..train.distributed import DistributedError
+from ..train import DistributedError, Stopped, TrainError
 from ..train.launch import launched, report_errors
 
 # the modules that add command groups
-COMMAND_MODULES = ("render", "tricks", "train", "diff")
+COMMAND_MODULES = ("render", "tricks", "train", "eval", "ablate", "diff")
 # exceptions that are the user's to fix: reported in one line
 USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError, DistributedError)
 
@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug or not launched():
             raise
         return 1
-    except KeyboardInterrupt:
-        print(f"graphnet {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or a signal that stops a run (Stopped)
+        stopped = isinstance(e, Stopped)
+        print(f"graphnet {args.command}: {e if stopped else 'interrupted'}", file=sys.stderr)
+        return 128 + (e.signum if stopped else signal.SIGINT)
 
 
 def _notes(command: str, show):

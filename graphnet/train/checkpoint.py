@@ -1,8 +1,8 @@
 """Checkpoints: the evaluated weights with everything needed to rebuild and re-evaluate them.
 
 A checkpoint is one ``torch.save`` file of plain data (loadable with ``weights_only=True``):
-the network, loss and eval graphs as JSON specs, the passes and recipe, the run's
-configuration, data source and log, and the weights (the EMA's when the recipe had one) as fp32 tensors.
+the network, loss and eval graphs as JSON specs, the passes and recipe, whether evaluation has
+TTA, the run's configuration, data source and log, and the weights (the EMA's when the recipe had one) as fp32 tensors.
 Rebuilding needs no rewrite pass: the graphs are stored after rewriting.
 """
 
@@ -19,11 +19,13 @@ from ..compile import Network, compile
 from ..graph import build
 from ..losses import LOSS_INPUTS
 from ..spec import from_json, to_json
+from .errors import TrainError
+from .graphs import Graphs
 from .log import save_atomically
-from .loop import Graphs, RunResult, TrainError
+from .loop import RunResult
 from .recipes import Recipe
 
-FORMAT = "graphnet-checkpoint-v1"
+FORMAT = "graphnet-checkpoint-v2"  # v2: ``tta``
 FILENAME = "checkpoint.pt"
 
 
@@ -32,12 +34,12 @@ class CheckpointError(TrainError):
 
 
 def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, config: dict[str, Any],
-                    result: RunResult, data: dict[str, Any] | None = None,
+                    result: RunResult, data_record: dict[str, Any] | None = None,
                     origin: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint of ``result`` to ``path`` (a file, or a folder to hold ``checkpoint.pt``),
     atomically.
 
-    ``data``: ``{'source', 'typed', 'subset', 'test_subset'}``, what ``graphnet eval`` reloads by
+    ``data_record``: ``{'source', 'typed', 'subset', 'test_subset'}``, what ``graphnet eval`` reloads by
     default (``source`` absolute, ``typed`` as given); ``origin``: the provenance (versions, device, command).
     """
     path = Path(path)
@@ -50,8 +52,9 @@ def save_checkpoint(path: Path, graphs: Graphs, recipe: Recipe, passes: list, co
         "eval_spec": to_json(graphs.eval.to_spec()),
         "passes": [[name, dict(params)] for name, params in passes],
         "recipe": recipe.to_dict(),
+        "tta": graphs.tta,
         "config": config,
-        "data": data or {},
+        "data": data_record or {},
         "provenance": origin or {},
         "log": result.rows,
         "weights": result.state,
@@ -83,7 +86,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or damaged?): {first}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a graphnet checkpoint ({FORMAT})")
-    missing = [k for k in ("spec", "loss_spec", "eval_spec", "weights", "log", "config", "data") if k not in checkpoint]
+    required = ("spec", "loss_spec", "eval_spec", "tta", "weights", "log", "config", "data")
+    missing = [k for k in required if k not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     return checkpoint

@@ -6,8 +6,8 @@ lr per 1,024 examples and divides by ``1024 · (1 + 1/(1 - momentum))`` (the "ki
 scale"): changing the momentum then leaves the step size alone. The weight decay is quoted
 per 1,024 examples too and made independent of the lr: a group with step lr ``lr_g`` gets
 ``weight_decay = decay / lr_g``, so each step shrinks the weights by ``decay`` times the
-schedule, whatever the group's lr multiplier. The lr schedule is a triangle in steps:
-``start`` → 1 at ``int(peak · steps)`` → ``end`` at the last step (airbench94: 0.2, 0.23, 0.07).
+schedule, whatever the group's lr multiplier. The schedule is the recipe's (airbench94: a
+triangle, 0.2 → 1 at 23% of the epochs → 0.07 at the end).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
-
-from .schedule import PiecewiseLinear
 
 
 @dataclass(frozen=True)
@@ -57,11 +55,6 @@ class Decoupled:
     def sgd(self, groups: Sequence[dict[str, Any]]) -> torch.optim.SGD:
         """``torch.optim.SGD`` with Nesterov momentum over :meth:`groups` (schedule it with :func:`set_schedule`)."""
         return torch.optim.SGD(self.groups(groups), lr=self.step_lr, momentum=self.momentum, nesterov=True)
-
-
-def triangle(total_steps: int, start: float = 0.2, peak: float = 0.23, end: float = 0.07) -> PiecewiseLinear:
-    """The lr multiplier at step ``i`` (from 0): ``start``, 1 at ``int(peak · total_steps)``, ``end`` at the end."""
-    return PiecewiseLinear((0, int(peak * total_steps), total_steps), (start, 1.0, end))
 
 
 def set_schedule(optimizer: torch.optim.Optimizer, multiplier: float) -> None:

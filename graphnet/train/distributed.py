@@ -1,15 +1,15 @@
 """Data-parallel training on several processes, started by ``torchrun``.
 
 ``torchrun`` (``torch.distributed.run``) starts one process per device and tells each its
-``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`process_group` reads them, joins the
-process group (NCCL on CUDA, each process on ``cuda:<LOCAL_RANK>``; gloo on the CPU) and
-yields a :class:`Dist`, the one object the trainer asks about ranks. Without ``torchrun``
-(no ``WORLD_SIZE``, or 1) nothing is started and every method is a no-op.
+``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`from_env` reads them into a :class:`Dist`
+(each process on ``cuda:<LOCAL_RANK>`` on CUDA), the one object the trainer asks about ranks,
+and :func:`process_group` joins the process group for it (NCCL on CUDA, gloo on the CPU).
+Without ``torchrun`` (no ``WORLD_SIZE``, or 1) nothing is started and every method is a no-op.
 
 The global batch. The trainer sums the loss over its batch, and every optimiser
 (:func:`~graphnet.train.optim.make_optimization`) is built for the recipe's batch size:
 the global batch ``B``. With ``W`` ranks each takes ``b = B / W`` of it
-(:meth:`Dist.local_batch`), and the ranks' gradients are all-reduced by *sum*
+(:func:`local_batch`), and the ranks' gradients are all-reduced by *sum*
 (DistributedDataParallel's default is the mean), so each rank steps on ``sum_B grad``, as
 one process does: per-sample rates (Page's SGD), rates per 1,024 examples (airbench's) and
 weight decay scaled by the batch all mean the same on any number of ranks.
@@ -35,14 +35,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import Dataset
+from .errors import DistributedError, TrainError
 
 PLAIN_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 SHARD_SEED = 0  # the training split's shards are the same for every run's seed
 RANK_SEED_STRIDE = 1 << 32  # rank r's augmentation seed is seed + r * stride (rank 0: seed itself)
-
-
-class DistributedError(Exception):
-    """A distributed run cannot start or is misconfigured; the message says why, in one line."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +98,8 @@ class Dist:
     # -- batches and seeds -----------------------------------------------------------------
 
     def local_batch(self, batch_size: int) -> int:
-        """This rank's share ``b = B / W`` of the global batch ``B`` (module doc)."""
-        if batch_size % self.world_size:
-            raise DistributedError(f"batch size {batch_size} does not split evenly over {self.world_size} "
-                                   f"processes: use a multiple of {self.world_size}")
-        return batch_size // self.world_size
+        """This rank's share of the global batch: :func:`local_batch`."""
+        return local_batch(batch_size, self.world_size)
 
     def augment_seed(self, seed: int) -> int:
         """This rank's seed for data order and augmentation: ``seed + rank * 2**32``, so every
@@ -161,12 +155,14 @@ class Dist:
         if self.is_main:
             self.barrier()
 
-    @contextlib.contextmanager
-    def main_only(self) -> Iterator[bool]:
-        """``with dist.main_only() as main: if main: write(...)``: the body's writes happen on
-        rank 0, and no rank leaves before they are done (a barrier on exit)."""
-        yield self.is_main
-        self.barrier()
+
+def local_batch(batch_size: int, world_size: int) -> int:
+    """Each rank's share ``b = B / W`` of the global batch ``B`` (module doc); DistributedError
+    if ``B`` does not split evenly."""
+    if batch_size % world_size:
+        raise DistributedError(f"batch size {batch_size} does not split evenly over {world_size} "
+                               f"processes: use a multiple of {world_size}")
+    return batch_size // world_size
 
 
 def _sum_gradients(group, bucket):  # no annotations: DDP checks them against the real classes
@@ -181,16 +177,6 @@ def unwrap(network: nn.Module) -> nn.Module:
     parameter groups, the EMA, evaluation and saving, whose state_dict keys must not carry
     DDP's ``module.`` prefix."""
     return network.module if isinstance(network, DistributedDataParallel) else network
-
-
-def strip_ddp_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` without DDP's ``module.`` key prefix (when every key has it), as a new dict."""
-    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
-
-    state = dict(state)
-    if state and all(k.startswith("module.") for k in state):
-        consume_prefix_in_state_dict_if_present(state, "module.")
-    return state
 
 
 def shard_indices(labels: torch.Tensor, rank: int, world_size: int, seed: int) -> torch.Tensor:
@@ -230,16 +216,13 @@ def _env_int(name: str, default: int) -> int:
 def from_env(device: str = "auto") -> Dist:
     """This process's :class:`Dist` from torchrun's environment, without joining the group.
 
-    ``device``: 'auto' (CUDA if available, else CPU), 'cpu' or 'cuda'; on CUDA a rank runs
-    on ``cuda:<LOCAL_RANK>``. One process keeps ``device`` as given ('cuda:1' included).
+    ``device``: 'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N' (TrainError if
+    it is none of them or is not here); on CUDA a rank runs on ``cuda:<LOCAL_RANK>``, one
+    process on ``device`` as given.
     """
     world_size = _env_int("WORLD_SIZE", 1)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    cuda = torch.cuda.is_available()
-    name = ("cuda" if cuda else "cpu") if device == "auto" else device
-    target = torch.device(name)
-    if target.type == "cuda" and not cuda:
-        raise DistributedError(f"device {device!r} asked for, but CUDA is not available")
+    target = _device(device)
     if world_size == 1:
         return Dist(device=target)
     if target.type == "cuda":
@@ -248,20 +231,34 @@ def from_env(device: str = "auto") -> Dist:
             raise DistributedError(f"local rank {local_rank} has no GPU: this machine has {count} "
                                    f"(start at most {count} processes per machine)")
         target = torch.device("cuda", local_rank)
-    elif target.type != "cpu":
-        raise DistributedError(f"distributed training runs on cuda or cpu, not {device!r}")
     return Dist(rank, world_size, local_rank, target)
 
 
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise TrainError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"device {name!r} asked for, but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainError(f"device {name!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
 @contextlib.contextmanager
-def process_group(device: str = "auto", timeout: timedelta | None = None) -> Iterator[Dist]:
-    """Join torchrun's process group for the body (see :func:`from_env`) and leave it after;
-    ``timeout`` bounds each collective (default torch's: 10 min NCCL, 30 min gloo).
+def process_group(dist: Dist, timeout: timedelta | None = None) -> Iterator[Dist]:
+    """Join torchrun's process group as ``dist`` (:func:`from_env`) for the body, which gets
+    ``dist``, and leave it after; ``timeout`` bounds each collective (default torch's: 10 min
+    NCCL, 30 min gloo).
 
     NCCL on CUDA (after ``torch.cuda.set_device(local_rank)``), gloo on the CPU; the rendezvous
-    is torchrun's (``MASTER_ADDR``, ``MASTER_PORT``). One process: yields its Dist, starts nothing.
+    is torchrun's (``MASTER_ADDR``, ``MASTER_PORT``). One process: starts nothing.
     """
-    dist = from_env(device)
     if not dist.distributed:
         yield dist
         return

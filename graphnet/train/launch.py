@@ -27,24 +27,22 @@ from typing import Any
 
 import torch
 
-from .distributed import DistributedError
+from .errors import DistributedError
 
 NPROC = "--nproc"
 ERROR_FILE = "TORCHELASTIC_ERROR_FILE"  # set by torchrun for each rank
 LAUNCHED = "GRAPHNET_LAUNCHED"  # set by the launcher: it reports a rank's failure, so the rank need not
 
 
-def available_processes(device: str = "auto") -> tuple[int, str]:
-    """``(most, what)``: how many processes ``--nproc`` may start here: one per GPU on CUDA
-    ('auto' with CUDA, or 'cuda'), else one per CPU core."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DistributedError(f"device {device!r} asked for, but CUDA is not available")
-    if device != "cpu" and torch.cuda.is_available():
+def available_processes(device: torch.device | str) -> tuple[int, str]:
+    """``(most, what)``: how many processes ``--nproc`` may start on the (resolved) ``device``:
+    one per GPU on CUDA, else one per CPU core."""
+    if torch.device(device).type == "cuda":
         return torch.cuda.device_count(), "GPUs"
     return os.cpu_count() or 1, "CPU cores"
 
 
-def check_nproc(nproc: int, device: str = "auto") -> None:
+def check_nproc(nproc: int, device: torch.device | str) -> None:
     """Refuse ``nproc`` below 1 or above :func:`available_processes`, in one line."""
     most, what = available_processes(device)
     if not 1 <= nproc <= most:
@@ -70,24 +68,23 @@ def torchrun_args(argv: Sequence[str], nproc: int, log_dir: str, module: str = "
     return ["--standalone", f"--nproc-per-node={nproc}", f"--log-dir={log_dir}", "-m", module, *without_nproc(argv)]
 
 
-def launch(argv: Sequence[str], nproc: int, device: str = "auto") -> int:
-    """Check ``nproc`` (DistributedError), run graphnet's ``argv`` under torchrun in ``nproc``
-    processes and return the exit status: 0, or 1 after the one line of :func:`run_torchrun`.
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Run graphnet's ``argv`` under torchrun in ``nproc`` processes (:func:`check_nproc` checks
+    them first) and return the exit status: 0, or 1 after the one line of :func:`run_torchrun`.
     Each CPU rank gets ``cores // nproc`` threads unless ``OMP_NUM_THREADS`` is set."""
-    check_nproc(nproc, device)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     with tempfile.TemporaryDirectory(prefix="graphnet-torchrun-") as log_dir:
         return run_torchrun(torchrun_args(argv, nproc, log_dir))
 
 
-def run_torchrun(args: Sequence[str], stream=None) -> int:
+def run_torchrun(args: Sequence[str], console=None) -> int:
     """Run torchrun (``torch.distributed.run``) with ``args`` in this process. On a rank's
     failure print ``graphnet: rank R failed: CAUSE; the other ranks were stopped`` on
-    ``stream`` (default stderr) and return 1."""
+    ``console`` (default stderr) and return 1."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    stream = stream or sys.stderr
+    console = console or sys.stderr
     os.environ[LAUNCHED] = "1"
     agent_log = logging.getLogger("torch.distributed.elastic")
     level = agent_log.level
@@ -96,7 +93,7 @@ def run_torchrun(args: Sequence[str], stream=None) -> int:
         run(get_args_parser().parse_args(list(args)))
     except ChildFailedError as e:
         rank, cause = first_failure(e.failures)
-        print(f"graphnet: rank {rank} failed: {cause}; the other ranks were stopped", file=stream, flush=True)
+        print(f"graphnet: rank {rank} failed: {cause}; the other ranks were stopped", file=console, flush=True)
         return 1
     finally:
         agent_log.setLevel(level)

@@ -57,17 +57,17 @@ def table_row(row: dict[str, Any], columns: Sequence[tuple] = COLUMNS) -> str:
 
 
 class Progress:
-    """A tqdm progress bar over one epoch's ``total`` steps on ``stream``, only when it is a
+    """A tqdm progress bar over one epoch's ``total`` steps on ``console``, only when it is a
     terminal (logs stay clean) or ``enabled``; :meth:`close` erases it before the epoch's row."""
 
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, enabled: bool | None = None):
-        stream = stream or sys.stdout
-        enabled = stream.isatty() if enabled is None else enabled
+    def __init__(self, label: str, total: int, console: TextIO | None = None, enabled: bool | None = None):
+        console = console or sys.stdout
+        enabled = console.isatty() if enabled is None else enabled
         self.bar = None
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=label, unit="step", file=stream, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=label, unit="step", file=console, leave=False, dynamic_ncols=True)
 
     def update(self) -> None:
         if self.bar is not None:

@@ -96,9 +96,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
-        """The recipe ``to_dict`` gave; checkpoints from before the airbench fields load too."""
-        if "v100_time" in d:  # Page's steps, published on a V100
-            d = {**d, "published_time": d.pop("v100_time"), "published_acc": d.pop("v100_acc"), "published_on": "V100"}
+        """The recipe ``to_dict`` gave."""
         return cls(**{**d, "passes": tuple((name, dict(params)) for name, params in d["passes"]),
                       "lr_knots": tuple(d["lr_knots"]), "lr_values": tuple(d["lr_values"])})
 
@@ -120,10 +118,10 @@ def _steps() -> list[Recipe]:
     steps = [Recipe("baseline", "baseline", 24, (0, 5, 24), (0, 0.4, 0), cutout=8,
                     gpu_preprocessing=False, published_time=75, published_acc=0.941, published_on="V100")]
 
-    def step(name: str, title: str, v100_time: float, add: tuple[PassStep, ...] = (), **changes: Any) -> None:
+    def step(name: str, title: str, published_time: float, add: tuple[PassStep, ...] = (), **changes: Any) -> None:
         prev = steps[-1]
         steps.append(replace(prev, name=name, title=title, passes=prev.passes + add,
-                             published_time=v100_time, **changes))
+                             published_time=published_time, **changes))
 
     step("gpu_preprocessing", "GPU preprocessing", 70, gpu_preprocessing=True)
     step("moved_max_pool", "moved max-pool", 64,

@@ -1,24 +1,33 @@
-"""Runs with their logs: the configuration header and per-epoch table on a stream, and per
+"""Runs with their logs: the configuration header and per-epoch table on the console, and per
 run a folder with ``log.tsv``, ``log.json``, ``curves.png`` and ``checkpoint.pt``."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..data import Dataset
+from ..data.load import data_sizes
 from ..data.stream import Source
 from ..graph import Graph
 from .checkpoint import save_checkpoint
 from .distributed import Dist
+from .environment import MEMORY_FORMATS, Options, Runtime
+from .errors import TrainError
 from .flops import forward_flops, images_seen
+from .graphs import Graphs, check_batch_size, rewrite_graphs
 from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
-from .loop import Graphs, Options, RunResult, Trainer, TrainError, check_batch_size, data_sizes, make_graphs
+from .loop import RunResult, Trainer
 from .provenance import provenance
 from .recipes import PassStep, Recipe, as_pass
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what timeout, a scheduler or a dropped ssh session sends
 
 
 @dataclass(frozen=True)
@@ -31,27 +40,23 @@ class Setup:
     passes: list[PassStep]
     config: dict[str, Any]
 
-    @property
-    def tta(self) -> bool:
-        """Whether evaluation runs through eval passes (flip-TTA) rather than the bare net."""
-        return self.graphs.eval != self.graphs.net
-
 
 def make_setup(net: Graph, recipe: Recipe, passes: Sequence[PassStep] | None = None, spec: str = "",
-               **config: Any) -> Setup:
+               world_size: int = 1, **config: Any) -> Setup:
     """Apply ``passes`` (default the recipe's) to ``net`` and describe the run; ``config`` adds
     entries. A pass that finds nothing to rewrite is a NoMatchError that says how to leave it
-    out; TrainError if the batch size cannot be split into ghost batches."""
+    out; the batch size is checked against the graphs and the ``world_size`` processes
+    (:func:`~.graphs.check_batch_size`)."""
     from ..rewrites import NoMatchError, split_passes
 
     passes = [as_pass(p) for p in (recipe.passes if passes is None else passes)]
     split = split_passes(passes)
     try:
-        graphs = make_graphs(net, passes)
+        graphs = rewrite_graphs(net, split)
     except NoMatchError as e:
         raise NoMatchError(e.pass_name, f"{e.message}; leave it out with --without {e.pass_name}, or use "
                                         f"--recipe baseline", e.path) from None
-    check_batch_size(graphs.net, recipe.batch_size)
+    check_batch_size(graphs.net, recipe.batch_size, world_size)
     ema, lookahead = recipe.ema, recipe.lookahead
     described = {
         "recipe": f"{recipe.name} ({recipe.title})",
@@ -66,7 +71,7 @@ def make_setup(net: Graph, recipe: Recipe, passes: Sequence[PassStep] | None = N
         "lookahead": (f"every {lookahead['every']} steps from epoch {lookahead['start_epoch']}, decay "
                       f"{lookahead['decay_base']}^{lookahead['every']} x (step / steps)^{lookahead['decay_pow']:g}"
                       if lookahead else "off"),
-        "TTA": f"on ({', '.join(name for name, _ in split['eval'])})" if split["eval"] else "off",
+        "TTA": f"on ({', '.join(name for name, _ in split['eval'])})" if graphs.tta else "off",
         "augmentation": f"translate ±{recipe.pad} px (reflect), {recipe.flip} flip, "
                         + (f"cutout {recipe.cutout}x{recipe.cutout}" if recipe.cutout else "no cutout"),
         "preprocessing": "on the device" if recipe.gpu_preprocessing else "on the CPU, batches moved to the device",
@@ -91,6 +96,23 @@ def describe_optimizer(recipe: Recipe) -> dict[str, str]:
                          f"lr {params['bias_lr']:g} biases, {params['head_lr']:g} head)",
             "lr": f"x {_numbers(recipe.lr_values)} {knots}",
             "weight_decay": f"{params['weight_decay']:g} per example, decoupled from the lr"}
+
+
+def describe_runtime(runtime: Runtime, options: Options) -> dict[str, str]:
+    """The header's lines for how the run computes: precision, device, memory format, ghost batch
+    norm's method and compilation."""
+    memory_format = next(name for name, value in MEMORY_FORMATS.items() if value == runtime.memory_format)
+    return {"precision": runtime.precision, "device": str(runtime.device), "memory_format": memory_format,
+            "ghost_bn_method": options.ghost_bn_method or "reshape", "compile": "on" if options.compile else "off"}
+
+
+def describe_processes(dist: Dist, batch_size: int) -> dict[str, str]:
+    """The header's ``processes`` line when there are several: how they share ``batch_size``."""
+    if not dist.distributed:
+        return {}
+    backend = "NCCL" if dist.device.type == "cuda" else "gloo"
+    return {"processes": f"{dist.world_size} (DistributedDataParallel, {backend}), each "
+                         f"{dist.local_batch(batch_size)} images of the batch of {batch_size} per step"}
 
 
 def training_compute(setup: Setup, dataset: Dataset | Source) -> dict[str, str]:
@@ -156,24 +178,56 @@ def prepare_out(out: Path, overwrite: bool = False) -> Path:
     return out
 
 
+class Stopped(KeyboardInterrupt):
+    """A run stopped by ``signal`` (a :data:`STOP_SIGNALS` name): it ends as Ctrl-C ends it."""
+
+    def __init__(self, signum: int):
+        self.signum, self.signal = signum, signal.Signals(signum).name
+        super().__init__(f"stopped by {self.signal}")
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """For the body, each of :data:`STOP_SIGNALS` raises :class:`Stopped` (as SIGINT raises
+    KeyboardInterrupt); the handlers before are restored after. Off the main thread, where
+    Python takes no signal handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def train_runs(setup: Setup, dataset: Dataset | Source, options: Options, seeds: Sequence[int], out: Path,
-               stream: TextIO, data: dict[str, Any] | None = None, command: str = "",
-               dist: Dist = Dist()) -> list[RunResult]:
+               console: TextIO, data_record: dict[str, Any] | None = None, command: str = "",
+               runtime: Runtime | None = None) -> list[RunResult]:
     """Train one run per seed (one trainer, so compilation and warm-up happen once), logging
-    each into ``out`` (``out/run<k>`` for several). ``data`` tells ``graphnet eval`` how to
-    rebuild the data set (its source and subsets); ``command`` is recorded with the versions
-    and device. Each log.json says its ``status``: ``running``, ``done``, or ``failed`` /
-    ``interrupted`` with the ``reason``; the exception then propagates, the log kept.
-    With several processes (``dist``) every rank trains, and rank 0 alone prints and writes."""
+    each into ``out`` (``out/run<k>`` for several). ``data_record`` tells ``graphnet eval`` how
+    to load the data set again (its source and subsets); ``command`` is recorded with the
+    versions and device. Each log.json says its ``status``: ``running``, ``done``, or ``failed``
+    / ``interrupted`` (Ctrl-C, or one of :data:`STOP_SIGNALS`) with the ``reason``; the exception
+    then propagates, the log kept. With several processes (``runtime.dist``) every rank trains,
+    and rank 0 alone prints and writes."""
+    trainer = Trainer(setup.graphs, setup.recipe, dataset, options, console, runtime)
+    runtime = trainer.runtime
+    main = runtime.dist.is_main
+
     def say(text: str = "") -> None:
-        if dist.is_main:
-            print(text, file=stream, flush=True)
+        if main:
+            print(text, file=console, flush=True)
 
     def save(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return write(*args, **kwargs) if dist.is_main else None
+        return write(*args, **kwargs) if main else None
 
-    trainer = Trainer(setup.graphs, setup.recipe, dataset, options, stream, dist)
-    origin = provenance(trainer.device, trainer.precision, command)
+    origin = provenance(runtime.device, runtime.precision, command)
     results = []
     for k, seed in enumerate(seeds, 1):
         folder = out / f"run{k}" if len(seeds) > 1 else out
@@ -192,10 +246,11 @@ def train_runs(setup: Setup, dataset: Dataset | Source, options: Options, seeds:
         say(table_header())
         save(write_json, log, folder / "log.json")
         try:
-            result = trainer.run(seed, on_epoch)
-        except KeyboardInterrupt:
-            save(write_json, {**log, "status": "interrupted", "reason": "interrupted by the user (KeyboardInterrupt)"},
-                 folder / "log.json")
+            with stop_on_signals():
+                result = trainer.run(seed, on_epoch)
+        except KeyboardInterrupt as e:
+            reason = str(e) if isinstance(e, Stopped) else "interrupted by the user (KeyboardInterrupt)"
+            save(write_json, {**log, "status": "interrupted", "reason": reason}, folder / "log.json")
             raise
         except Exception as e:
             save(write_json, {**log, "status": "failed", "reason": f"{type(e).__name__}: {e}"}, folder / "log.json")
@@ -206,9 +261,10 @@ def train_runs(setup: Setup, dataset: Dataset | Source, options: Options, seeds:
                          "eval_time": result.eval_time, "images_per_s": result.images_per_s}
         if save(plot_curves, rows, folder / "curves.png", title=f"{setup.recipe.name}, seed {seed}") is False:
             say("(curves.png not drawn: matplotlib is not installed)")
-        save(save_checkpoint, folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data, origin)
+        save(save_checkpoint, folder, setup.graphs, setup.recipe, setup.passes, log["config"], result, data_record,
+             origin)
         save(write_json, log, folder / "log.json")
-        say(f"final test acc {result.test_acc:.4f}{' (TTA)' if setup.tta else ''} | "
+        say(f"final test acc {result.test_acc:.4f}{' (TTA)' if setup.graphs.tta else ''} | "
             f"train time {result.train_time:.2f} s (preprocessing {result.prep_time:.2f} s) | "
             f"final eval {result.eval_time:.2f} s | {result.images_per_s:.0f} train images/s")
         say(f"written: {folder / 'log.json'}, {folder / 'checkpoint.pt'}"
