@@ -38,18 +38,35 @@ SpecNode = tuple  # a spec node: (op, params) | (op, params, inputs) | (op, para
 
 @dataclass(frozen=True)
 class Range:
-    """Bounds of a number param, as annotation metadata: ``Annotated[int, Range(1)]``."""
+    """Bounds of a number param, as annotation metadata: ``Annotated[int, Range(1)]``;
+    ``open_low=True`` leaves the low bound itself out (``Range(0, 1, open_low=True)``: in (0, 1])."""
 
     low: float | None = None
     high: float | None = None
+    open_low: bool = False
 
     def __str__(self) -> str:
         if self.high is None:
-            return f">= {self.low:g}"
-        return f"in [{self.low:g}, {self.high:g}]"
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
 
     def holds(self, value: float) -> bool:
-        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+        above = self.low is None or value > self.low or value == self.low and not self.open_low
+        return above and (self.high is None or value <= self.high)
+
+
+@dataclass(frozen=True)
+class Odd:
+    """An odd int param, as annotation metadata: ``Annotated[int, Range(1), Odd()]``."""
+
+    def __str__(self) -> str:
+        return "odd"
+
+    def holds(self, value: int) -> bool:
+        return value % 2 == 1
+
+
+_CONSTRAINTS = (Range, Odd)  # the annotation metadata that check_value tests
 
 
 # Annotations the built-in ops use; a registered op's own annotations are checked the same way.
@@ -66,10 +83,23 @@ def check_value(value: Any, hint: Any) -> str | None:
 
     Understood: bool, int (not bool), float (finite; an int will do), str, None, Literal,
     unions, ``tuple[...]``, ``list[...]``, ``dict[...]`` (a list and a tuple both fit a
-    sequence, as JSON has only lists), ``Annotated[..., Range(...)]``, and classes (isinstance).
-    Anything else fits.
+    sequence, as JSON has only lists), ``Annotated[..., Range(...), Odd()]``, and classes
+    (isinstance). Anything else fits.
     """
     return None if _fits(value, hint) else f"wants {_type_str(hint)}"
+
+
+def misfit(signature: inspect.Signature, hints: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
+    """``"param c_in='3' wants int >= 1"`` for the first of ``params`` that does not fit its annotation
+    in ``hints`` (or, unannotated, its default's type), or None if all fit. Ops and passes check their params so."""
+    for name, value in params.items():
+        param = signature.parameters.get(name)
+        if param is None or param.kind is param.VAR_KEYWORD:
+            continue
+        reason = check_value(value, hints.get(name, _default_hint(param.default)))
+        if reason is not None:
+            return f"param {name}={value!r} {reason}"
+    return None
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -77,7 +107,7 @@ def _fits(value: Any, hint: Any) -> bool:
     if hint is Any or hint is inspect.Parameter.empty:
         return True
     if origin is Annotated:
-        return _fits(value, args[0]) and all(m.holds(value) for m in hint.__metadata__ if isinstance(m, Range))
+        return _fits(value, args[0]) and all(m.holds(value) for m in hint.__metadata__ if isinstance(m, _CONSTRAINTS))
     if origin in (Union, types.UnionType):
         return any(_fits(value, a) for a in args)
     if hint is None or hint is type(None):
@@ -107,8 +137,8 @@ def _fits(value: Any, hint: Any) -> bool:
 def _type_str(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Annotated:
-        ranges = [str(m) for m in hint.__metadata__ if isinstance(m, Range)]
-        return " ".join([_type_str(args[0]), *ranges])
+        constraints = " and ".join(str(m) for m in hint.__metadata__ if isinstance(m, _CONSTRAINTS))
+        return f"{_type_str(args[0])} {constraints}" if constraints else _type_str(args[0])
     if origin in (Union, types.UnionType):
         return " | ".join(_type_str(a) for a in args)
     if hint is None or hint is type(None):
@@ -129,7 +159,7 @@ def _default_hint(default: Any) -> Any:
     return str if isinstance(default, str) else Any
 
 
-def _hints(source: Any) -> dict[str, Any]:
+def param_hints(source: Any) -> dict[str, Any]:
     """The resolved annotations of ``source`` (a function, or a class's ``__init__``); {} if they do not resolve."""
     fn = source.__init__ if isinstance(source, type) else source
     try:
@@ -164,14 +194,9 @@ class Op:
 
     def check_types(self, params: Mapping[str, Any], path: str | None = None) -> None:
         """Raise ParamError for a param whose value does not fit its annotation (or its default's type)."""
-        for name, value in params.items():
-            param = self.signature.parameters.get(name)
-            if param is None or param.kind is param.VAR_KEYWORD:
-                continue
-            hint = self.hints.get(name, _default_hint(param.default))
-            reason = check_value(value, hint)
-            if reason is not None:
-                raise ParamError(f"op {self.name}: param {name}={value!r} {reason}", path)
+        problem = misfit(self.signature, self.hints, params)
+        if problem is not None:
+            raise ParamError(f"op {self.name}: {problem}", path)
 
     def call_args(self, params: Mapping[str, Any]) -> tuple[tuple, dict[str, Any]]:
         """``(args, kwargs)`` that pass ``params``, defaults filled in, to the target (after the inputs)."""
@@ -266,7 +291,7 @@ def register(name: str, target: Callable[..., Any] | None = None, *, kind: str |
     else:
         sig = _params_signature(target, arity or 0)
     op = Op(name, kind, target, sig, arity, positional, doc if doc is not None else inspect.getdoc(target) or "",
-            source, _hints(signature or target))
+            source, param_hints(signature or target))
     REGISTRY[name] = op
     return op
 

@@ -68,9 +68,47 @@ def test_unknown_pass_and_bad_params_are_rewrite_errors():
         rewrite(resnet9(), ["cleu"])
     with pytest.raises(RewriteError, match=r"bad params .* celu\(alpha=0.075\)"):
         rewrite(resnet9(), [("celu", {"beta": 1})])
-    with pytest.raises(RewriteError, match="'whiten_input': param patch must be a number, not 'x'"):
+    with pytest.raises(RewriteError, match="'whiten_input': param patch='x' wants int >= 1 and odd"):
         rewrite(resnet9(), [("whiten_input", {"patch": "x"})])
     assert issubclass(RewriteError, SpecError)
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("whiten_input", {"patch": 2}, "param patch=2 wants int >= 1 and odd"),
+    ("whiten_input", {"eps": 0}, "param eps=0 wants a finite float > 0"),
+    ("whiten_input_pm", {"patch": 0}, "param patch=0 wants int >= 1"),
+    ("whiten_input_pm", {"eps": -1.0}, "param eps=-1.0 wants a finite float > 0"),
+    ("bn_settings", {"momentum": 1.5}, r"param momentum=1.5 wants a finite float in \(0, 1\]"),
+    ("bn_settings", {"eps": 0.0}, "param eps=0.0 wants a finite float > 0"),
+    ("ghost_bn", {"num_splits": 0}, "param num_splits=0 wants int >= 1"),
+    ("label_smoothing", {"alpha": -0.1}, r"param alpha=-0.1 wants a finite float in \[0, 1\]"),
+    ("tta_translate", {"shift": 0}, "param shift=0 wants int >= 1"),
+    ("freeze_bn_scale", {"final_scale": "small"}, "param final_scale='small' wants a finite float | None"),
+])
+def test_pass_params_are_checked_by_the_ops_annotation_checker(name, params, message):
+    """One line naming the pass and the param, worded as an op's param error; before the pass runs."""
+    with pytest.raises(RewriteError, match=f"^pass '{name}': {message}$"):
+        rewrite(resnet9(), [(name, params)])
+
+
+def test_a_users_pass_params_are_checked_by_their_annotations():
+    from typing import Annotated
+
+    from graphnet.ops import Range
+    from graphnet.rewrites import register_pass
+
+    @register_pass("test_ranged")
+    def ranged(graph, k: Annotated[int, Range(2, 8)] = 4, scale=1.0):
+        """Nothing.\n\nA test."""
+        return graph
+    try:
+        assert rewrite(resnet9(), [("test_ranged", {"k": 8, "scale": 2})]) == resnet9()
+        with pytest.raises(RewriteError, match=r"^pass 'test_ranged': param k=9 wants int in \[2, 8\]$"):
+            ranged(resnet9(), k=9)
+        with pytest.raises(RewriteError, match="^pass 'test_ranged': param scale='2' wants a finite float$"):
+            ranged(resnet9(), scale="2")  # unannotated: the type of its default
+    finally:
+        del PASSES["test_ranged"]
 
 
 def test_a_pass_that_matches_nothing_raises_unless_not_strict():
@@ -196,7 +234,7 @@ def test_label_smoothing_structure_and_twice():
     assert unchanged_except(g, out, ())
     with pytest.raises(NoMatchError, match="found no 'nll' node; already applied \\(see 'uniform'\\)"):
         label_smoothing(out)
-    with pytest.raises(RewriteError, match="alpha must lie in"):
+    with pytest.raises(RewriteError, match=r"param alpha=1.5 wants a finite float in \[0, 1\]"):
         label_smoothing(g, alpha=1.5)
 
 
@@ -225,5 +263,5 @@ def test_the_whole_recipe_round_trips_through_to_spec():
 def test_optional_number_param_takes_none(resnet9_spec):
     graph = graphnet.rewrite(resnet9_spec, ["celu", ("freeze_bn_scale", {"final_scale": None})])
     assert graph["logits"].params["weight"] == 0.125  # None keeps the output scale
-    with pytest.raises(RewriteError, match="param alpha must be a number, not None"):
+    with pytest.raises(RewriteError, match="param alpha=None wants a finite float"):
         graphnet.rewrite(resnet9_spec, [("celu", {"alpha": None})])

@@ -72,7 +72,7 @@ def test_whiten_input_puts_a_frozen_whitening_conv_before_a_1x1_conv():
     assert dict(whiten_input(g, patch=5)["prep/whiten"].params) == {"c_in": 3, "c_out": 75, "kernel_size": 5}
     with pytest.raises(NoMatchError, match="that is not a 'whitening' conv; already applied \\(see 'prep/whiten'\\)"):
         whiten_input(out)
-    with pytest.raises(RewriteError, match="patch must be odd"):
+    with pytest.raises(RewriteError, match="param patch=2 wants int >= 1 and odd"):
         whiten_input(g, patch=2)
 
 

@@ -18,13 +18,14 @@ The numbers are airbench94.py's (KellerJordan/cifar10-airbench).
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..graph import Graph, Node
-from ..ops import register
+from ..ops import PositiveInt, Range, register
 from .hints import register_initialiser
 from .registry import PassError, register_pass, rewrite
 from .rules import NORMS, any_of, no_match, pat, rule
@@ -77,7 +78,8 @@ def unit_std(module: nn.Module, x: torch.Tensor | None = None) -> None:
 
 
 @register_pass("whiten_input_pm")
-def whiten_input_pm(graph: Graph, patch: int = 2, eps: float = 5e-4, bias_epochs: float = 3) -> Graph:
+def whiten_input_pm(graph: Graph, patch: PositiveInt = 2, eps: Annotated[float, Range(0, open_low=True)] = 5e-4,
+                    bias_epochs: float = 3) -> Graph:
     """Make the first conv on the input a frozen ± patch-whitening conv: ``patch``×``patch``, no padding, biased.
 
     The conv gets ``2·c_in·patch²`` filters (24 for RGB 2×2), padding 0 and a bias, and attrs
@@ -90,10 +92,6 @@ def whiten_input_pm(graph: Graph, patch: int = 2, eps: float = 5e-4, bias_epochs
     signal through the GELU that follows; the small ``eps`` whitens more directions; the
     learnable bias lets the first few epochs shift the whitened features.
     """
-    if patch < 1:
-        raise PassError(f"patch must be positive, not {patch}")
-    if eps <= 0:
-        raise PassError(f"eps must be positive, not {eps}")
     path = first_input_conv(graph, "whitening_pm")
     node = graph[path]
     width = 2 * node.params["c_in"] * patch * patch
@@ -139,7 +137,8 @@ dirac_init = register_pass(rule(
     applied={"conv": pat("conv", where=lambda node: node.attrs.get("init") == DIRAC)}))
 
 
-def _bn_settings(match, momentum: float = 0.4, eps: float = 1e-12, frozen_weight: bool = True,
+def _bn_settings(match, momentum: Annotated[float, Range(0, 1, open_low=True)] = 0.4,
+                 eps: Annotated[float, Range(0, open_low=True)] = 1e-12, frozen_weight: bool = True,
                  fp32: bool = True, bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> dict:
     """Set every norm's ``momentum`` and ``eps``, freeze its scale at 1, keep it in float32, scale its bias's lr.
 
@@ -154,10 +153,6 @@ def _bn_settings(match, momentum: float = 0.4, eps: float = 1e-12, frozen_weight
     run; a tiny eps keeps the normalisation exact; a frozen scale and a 64× bias lr are
     Page's step 6, which airbench keeps; float32 keeps the statistics accurate under fp16.
     """
-    if not 0 < momentum <= 1:
-        raise PassError(f"momentum must be in (0, 1], not {momentum}")
-    if eps <= 0:
-        raise PassError(f"eps must be positive, not {eps}")
     norm = match.node("norm")
     params = {**norm.params, "momentum": momentum, "eps": eps, **({"weight_init": 1.0} if frozen_weight else {})}
     attrs = {**norm.attrs, "lr_mult": {**norm.attrs.get("lr_mult", {}), "bias": bias_lr_mult},
@@ -198,7 +193,7 @@ weighted_views = register("weighted_views", weighted_views_fn)
 
 
 @register_pass("tta_translate", applies_to="eval", after=("tta_flip",))
-def tta_translate(graph: Graph, shift: int = 1) -> Graph:
+def tta_translate(graph: Graph, shift: PositiveInt = 1) -> Graph:
     """Make the output airbench's 6-view TTA: flip × {no shift, ``shift`` px down-right, up-left}, weighted ½, ¼, ¼.
 
     Adds ``tta_flip`` first if the graph has no flip TTA, then puts ``tta_translate``
@@ -211,8 +206,6 @@ def tta_translate(graph: Graph, shift: int = 1) -> Graph:
     to ignore, so averaging over them steadies the prediction for 3× the evaluation cost:
     airbench cut training time by relying on it.
     """
-    if shift < 1:
-        raise PassError(f"shift must be at least 1, not {shift}")
     done = graph.find(op="translate_views")
     if done:
         raise no_match("eval graph without translated views", done)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import register
-from .registry import PassError, register_pass
+from ..ops import PositiveInt, register
+from .registry import register_pass
 from .rules import bound, rule
 
 
@@ -92,7 +92,7 @@ def _ghost_batch_norm(c: int, num_splits: int = 16, eps: float = 1e-5, momentum:
 ghost_batch_norm = register("ghost_batch_norm", _ghost_batch_norm, kind="module")
 
 
-def _ghost_bn(match, num_splits: int = 16) -> dict:
+def _ghost_bn(match, num_splits: PositiveInt = 16) -> dict:
     """Replace every batch norm by ghost batch norm over ``num_splits`` ghost batches (params kept).
 
     Batch norm works best with around 32 examples per batch; at batch 512, 16 splits
@@ -100,8 +100,6 @@ def _ghost_bn(match, num_splits: int = 16) -> dict:
     regularises, and Page raised the learning rate and cut two epochs with it.
     The training batch must divide by ``num_splits``.
     """
-    if num_splits < 1:
-        raise PassError(f"num_splits must be at least 1, not {num_splits}")
     return {"norm": bound("norm").changed(op="ghost_batch_norm", num_splits=num_splits)}
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Union
 
 from ..errors import SpecError
 from ..graph import Graph, build
-from ..ops import params_str
+from ..ops import misfit, param_hints, params_str
 
 APPLIES_TO = ("net", "loss", "eval")
 
@@ -54,17 +54,19 @@ class Pass:
     signature: inspect.Signature  # the params, without the graph
     after: tuple[str, ...] = ()  # passes that, where a pipeline has them, must run before this one
     doc: str = ""
-    rule: Any = None  # the rules.Rule this pass applies, if it is one (for explain)
+    hints: Mapping[str, Any] = field(default_factory=dict)  # the params' annotations, resolved
 
     @classmethod
     def of(cls, name: str, fn: Callable[..., Graph], applies_to: str = "net", after: Iterable[str] = (),
-           doc: str | None = None, rule: Any = None) -> Pass:
-        """A pass running ``fn(graph, **params)``; its params are ``fn``'s after the graph, its doc ``fn``'s."""
+           doc: str | None = None, params_of: Callable[..., Any] | None = None) -> Pass:
+        """A pass running ``fn(graph, **params)``; its params are those of ``params_of`` (default ``fn``)
+        after the first, checked against their annotations as ops' params are; its doc is ``fn``'s."""
         if applies_to not in APPLIES_TO:
             raise ValueError(f"applies_to must be one of {APPLIES_TO}, not {applies_to!r}")
-        params = list(inspect.signature(fn).parameters.values())[1:]
+        source = fn if params_of is None else params_of
+        params = list(inspect.signature(source).parameters.values())[1:]
         return cls(name, fn, applies_to, inspect.Signature(params), tuple(after),
-                   inspect.getdoc(fn) or "" if doc is None else inspect.cleandoc(doc), rule)
+                   inspect.getdoc(fn) or "" if doc is None else inspect.cleandoc(doc), param_hints(source))
 
     def params_str(self) -> str:
         """The params as ``(a, b=1, **params)``."""
@@ -79,13 +81,9 @@ class Pass:
             self.signature.bind(**params)
         except TypeError as e:
             raise RewriteError(self.name, f"bad params {params!r} for {self.name}{self.params_str()}: {e}") from None
-        for name, value in params.items():
-            param = self.signature.parameters.get(name)
-            if param is None or not _is_number(param.default) or _is_number(value):
-                continue
-            if value is None and "None" in str(param.annotation):  # `x: float | None = 0.5` may be None
-                continue
-            raise RewriteError(self.name, f"param {name} must be a number, not {value!r}")
+        problem = misfit(self.signature, self.hints, params)
+        if problem is not None:
+            raise RewriteError(self.name, problem)
         _RUNNING.append(self.name)
         try:
             return self.fn(graph, **params)
@@ -101,10 +99,6 @@ _RUNNING: list[str] = []  # the passes running now, innermost last
 def running() -> str | None:
     """The name of the innermost pass running now, if any (for notes)."""
     return _RUNNING[-1] if _RUNNING else None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 PASSES: dict[str, Pass] = {}

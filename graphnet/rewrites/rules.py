@@ -285,9 +285,9 @@ def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
 def rule_of(item: str | Pass) -> Rule:
     """The Rule of the pass ``item`` (a name or a Pass); RewriteError for a hand-written pass."""
     p = get_pass(item) if isinstance(item, str) else item
-    if p.rule is None:
+    if not isinstance(p.fn, Rule):
         raise RewriteError(p.name, "a hand-written pass, not a rule: it has no pattern to explain")
-    return p.rule
+    return p.fn
 
 
 def describe(pattern: Pattern) -> str:
@@ -431,7 +431,8 @@ def rule(pattern: Pattern, replacement: Mapping[str, Any] | Callable[..., Mappin
     """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc).
 
     ``replacement`` is a fragment or ``fn(match, **params) -> fragment``: the pass's params
-    are ``fn``'s after the match, and its doc (unless ``doc``) is ``fn``'s docstring.
+    are ``fn``'s after the match (checked against their annotations, as ops' params are), and
+    its doc (unless ``doc``) is ``fn``'s docstring.
     ``applied``: the pattern of the result (or ``(pattern, name)``: the node to show), whose
     matches are done: with nothing else to do the pass says ``already applied (see ...)``.
     Register the pass with ``register_pass(rule(...))``; ``after`` as for ``register_pass``.
@@ -439,17 +440,9 @@ def rule(pattern: Pattern, replacement: Mapping[str, Any] | Callable[..., Mappin
     if applied is not None:
         applied_pattern, shown = applied if isinstance(applied, tuple) else (applied, list(applied)[-1])
         applied = (compile_pattern(applied_pattern), shown)
-    r = Rule(compile_pattern(pattern), replacement, applied)
-    params = list(inspect.signature(replacement).parameters.values())[1:] if callable(replacement) else []
     if doc is None:
         doc = inspect.getdoc(replacement) if callable(replacement) else None
     if not doc:
         raise ValueError(f"rule {name!r}: give a doc (what it changes, why it helps, its params)")
-
-    def apply(graph: Graph, **params: Any) -> Graph:
-        return r(graph, **params)
-
-    graph_param = inspect.Parameter("graph", inspect.Parameter.POSITIONAL_ONLY)
-    apply.__signature__ = inspect.Signature([graph_param, *params])  # type: ignore[attr-defined]
-    apply.__name__ = apply.__qualname__ = name
-    return Pass.of(name, apply, applies_to, after, doc, r)
+    return Pass.of(name, Rule(compile_pattern(pattern), replacement, applied), applies_to, after, doc,
+                   params_of=replacement if callable(replacement) else lambda match: None)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
 from ..graph import Graph
-from ..ops import conv
+from ..ops import Odd, Range, conv
 from ..spec import join
 from .hints import register_initialiser
-from .registry import PassError, register_pass
+from .registry import register_pass
 from .rules import no_match
 
 
@@ -51,7 +53,8 @@ def first_input_conv(graph: Graph, init: str) -> str:
 
 
 @register_pass("whiten_input")
-def whiten_input(graph: Graph, patch: int = 3, eps: float = 1e-2) -> Graph:
+def whiten_input(graph: Graph, patch: Annotated[int, Range(1), Odd()] = 3,
+                 eps: Annotated[float, Range(0, open_low=True)] = 1e-2) -> Graph:
     """Replace the first conv on the input by a fixed patch-whitening conv and a learnable 1×1 conv.
 
     The new ``whiten`` node is a ``patch``×``patch`` conv with ``c_in·patch²`` filters, frozen,
@@ -61,11 +64,8 @@ def whiten_input(graph: Graph, patch: int = 3, eps: float = 1e-2) -> Graph:
     The first layer learns slowly from raw, highly correlated pixels. Fixing it to the PCA
     whitening of the input's patches gives the rest of the net a well-conditioned input
     from the first step: Page cut two epochs, then more with a higher learning rate.
+    An odd ``patch`` keeps the image size.
     """
-    if patch < 1 or patch % 2 == 0:
-        raise PassError(f"patch must be odd (so the image size is kept), not {patch}")
-    if eps <= 0:
-        raise PassError(f"eps must be positive, not {eps}")
     path = first_input_conv(graph, "whitening")
     node = graph[path]
     width = node.params["c_in"] * patch * patch
