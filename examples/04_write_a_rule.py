@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import graphnet
-from graphnet import bound, pat
+from graphnet import bound
 from graphnet.ops import add, batch_norm, conv, flatten, identity, linear, max_pool, relu
 
 
@@ -24,7 +24,7 @@ net = {"prep": conv_bn(3, 16),
        "pool": max_pool(32), "flatten": flatten(), "linear": linear(16, 10)}
 
 # The pattern: an activation that feeds only an `add`, whose other input is any node ("skip").
-PATTERN = {"branch": graphnet.any_of("relu", "celu"), "sum": pat("add", inputs=["skip", "branch"])}
+PATTERN = {"branch": graphnet.any_of("relu", "celu"), "sum": ("add", {}, ["skip", "branch"])}
 
 
 def scaled_sum(match, scale: float = 0.5):

@@ -344,3 +344,60 @@ def test_a_rule_whose_replacement_changes_nothing_says_already_applied():
     p = rule({"act": "relu"}, keep, name="test_keep")
     with pytest.raises(RewriteError, match="found no 'relu' node; already applied \\(see 'prep/relu', "):
         p(resnet9())
+
+
+# -- the spec's node form, commutative inputs, replacements that return None, attrs ----------
+
+def test_a_pattern_node_may_be_written_as_a_spec_node():
+    g = resnet9()
+    assert match(g, {"n": ("batch_norm", {})}) == match(g, {"n": "batch_norm"}) != []
+    one_by_one = build({"a": conv(3, 4), "b": conv(4, 4, 1), "c": conv(4, 4, 3), "d": ("conv", {"c_in": 4, "c_out": 4,
+                                                                                              "kernel_size": 5})})
+    assert [m["c"] for m in match(one_by_one, {"c": ("conv", {"kernel_size": 3})})] == ["a", "c"]  # 3: the default
+    residual = {"res": "relu", "sum": ("add", {}, ["in", "res"])}
+    assert [dict(m) for m in match(g, residual)] == [
+        {"res": f"{x}/residual/res2/relu", "sum": f"{x}/residual/add", "in": f"{x}/residual/in"}
+        for x in ("layer1", "layer3")]
+    assert match(g, residual) == match(g, {"res": "relu", "sum": pat("add", inputs=["in", "res"])})
+    assert str(explain(g, {"c": ("conv", {"kernel_size": 1})})[0]) == "prep/conv: kernel_size=3, wanted 1"
+    with pytest.raises(PassError, match="pattern node 'c': an op name, any_of.*, not \\('conv',\\)"):
+        match(g, {"c": ("conv",)})
+
+
+def test_commutative_inputs_are_opt_in():
+    g = build({"conv": conv(3, 4), "act": relu(), "sum": add(inputs=["act", "conv"])})
+    in_order = {"act": "relu", "sum": pat("add", inputs=["skip", "act"])}
+    assert match(g, in_order) == []  # the add reads act first, the pattern second
+    assert str(explain(g, in_order)[0]) == "sum: reads 'conv' where the pattern has act ('act')"
+    either = {"act": "relu", "sum": pat("add", inputs=["skip", "act"], commutative=True)}
+    assert [dict(m) for m in match(g, either)] == [{"act": "act", "sum": "sum", "skip": "conv"}]
+    assert [dict(m) for m in match(g, {"c": "conv", "a": "relu", "s": pat("add", inputs=["c", "a"])})] == []
+    weigh = rule(either, {"act": bound("act"), "sum": ("add_weighted", {"wa": 1.0, "wb": 0.5}, ["skip", "act"])},
+                 name="weigh", doc="Weigh the branch.\n\nA test.")
+    assert weigh(g)["sum"].inputs == ("conv", "act")  # the replacement reads the names, in its own order
+
+
+def test_a_replacement_that_returns_none_leaves_that_match_alone():
+    def first_layer_only(m, alpha: float = 0.5):
+        """CELU for the ReLUs of layer1 only.\n\nA test."""
+        if not m["act"].startswith("layer1/"):
+            return None
+        return {"act": bound("act").changed(op="celu", alpha=alpha)}
+    g = resnet9()
+    p = rule({"act": "relu"}, first_layer_only, name="test_first_layer")
+    out = p(g)
+    assert out.find(op="celu") == [r for r in g.find(op="relu") if r.startswith("layer1/")] != []
+    assert all(out[r] == g[r] for r in g.find(op="relu") if not r.startswith("layer1/"))
+    nothing = rule({"act": "relu"}, lambda m: None, name="test_nothing", doc="Nothing.\n\nA test.")
+    with pytest.raises(NoMatchError, match="found no 'relu' node; already applied \\(see 'prep/relu', "):
+        nothing(g)
+
+
+def test_a_one_node_change_merges_params_and_attrs_over_the_nodes():
+    g = resnet9().replace("prep/bn", attrs={"frozen": ["bias"], "lr_mult": {"weight": 2.0}})
+    hint = rule({"n": "batch_norm"}, {"n": bound("n").changed(attrs={"lr_mult": {"bias": 4.0}}, eps=1e-3)},
+                name="hint", doc="Hint the norms.\n\nA test.")
+    out = hint(g)
+    assert dict(out["prep/bn"].attrs) == {"frozen": ["bias"], "lr_mult": {"bias": 4.0}}
+    assert dict(out["prep/bn"].params) == {**g["prep/bn"].params, "eps": 1e-3}
+    assert dict(out["layer1/bn"].attrs) == {"lr_mult": {"bias": 4.0}}

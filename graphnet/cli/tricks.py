@@ -53,13 +53,13 @@ def explain_pass(name: str, spec: str) -> int:
     """Print where the rule pass ``name`` matches ``spec`` and its near misses, nearest first."""
     from ..graph import build
     from ..rewrites import explain, match
-    from ..rewrites.rules import describe, rule_of
+    from ..rewrites.rules import pattern_str, rule_of
     from ..spec import load_spec
 
     pattern = rule_of(name).pattern
     graph = build(load_spec(spec))
     found = match(graph, pattern)
-    print(f"{name}: {describe(pattern)}")
+    print(f"{name}: {pattern_str(pattern)}")
     print(f"matches in {spec}: " + ("; ".join(" -> ".join(m.nodes) for m in found) or "none"))
     misses = explain(graph, pattern)
     if misses:

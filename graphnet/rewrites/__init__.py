@@ -23,9 +23,9 @@ from . import pools, loss, activations, ghost_bn, freeze_bn, whiten, tta  # noqa
 from . import airbench  # noqa: F401, I001
 from .ghost_bn import GhostBatchNorm
 from .hints import INITIALISERS, initialise, param_groups, register_initialiser
-from .registry import (PASSES, NoMatchError, Pass, PassError, PassNote, RewriteError, list_passes, register_pass,
-                       rewrite, split_passes)
-from .rules import ANY, Match, NearMiss, any_of, bound, explain, match, no_match, note, pat, rule
+from .registry import (PASSES, NoMatchError, Pass, PassError, PassNote, RewriteError, list_passes, no_match, note,
+                       register_pass, rewrite, split_passes)
+from .rules import ANY, Match, NearMiss, any_of, bound, explain, match, pat, rule
 
 # Whose tricks the shipped passes are, for ``graphnet tricks``; a pass in none is the user's.
 FAMILIES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..graph import Graph, replace_op
-from .registry import register_pass
-from .rules import bound, no_match, rule
+from .registry import no_match, register_pass
+from .rules import bound, rule
 
 
 def _celu(match, alpha: float = 0.075) -> dict:

@@ -27,8 +27,8 @@ from torch import nn
 from ..graph import Graph, Node
 from ..ops import PositiveInt, Range, register
 from .hints import register_initialiser
-from .registry import PassError, register_pass, rewrite
-from .rules import NORMS, any_of, no_match, pat, rule
+from .registry import PassError, no_match, register_pass, rewrite
+from .rules import NORMS, any_of, bound, pat, rule
 from .tta import tta_flip
 from .whiten import first_input_conv, whitening
 
@@ -128,8 +128,7 @@ def _dirac_init(match) -> dict:
     Airbench's "implicit residual": at initialisation each conv passes its input through,
     so a plain, residual-free stack trains like a residual net from the first step.
     """
-    conv = match.node("conv")
-    return {"conv": (conv.op, dict(conv.params), None, {**conv.attrs, "init": DIRAC})}
+    return {"conv": bound("conv").changed(attrs={"init": DIRAC})}
 
 
 dirac_init = register_pass(rule(
@@ -153,15 +152,15 @@ def _bn_settings(match, momentum: Annotated[float, Range(0, 1, open_low=True)] =
     run; a tiny eps keeps the normalisation exact; a frozen scale and a 64× bias lr are
     Page's step 6, which airbench keeps; float32 keeps the statistics accurate under fp16.
     """
-    norm = match.node("norm")
-    params = {**norm.params, "momentum": momentum, "eps": eps, **({"weight_init": 1.0} if frozen_weight else {})}
-    attrs = {**norm.attrs, "lr_mult": {**norm.attrs.get("lr_mult", {}), "bias": bias_lr_mult},
-             "wd_mult": {**norm.attrs.get("wd_mult", {}), "bias": bias_wd_mult}}
+    attrs = match.node("norm").attrs
+    changes = {"lr_mult": {**attrs.get("lr_mult", {}), "bias": bias_lr_mult},
+               "wd_mult": {**attrs.get("wd_mult", {}), "bias": bias_wd_mult}}
     if frozen_weight:
-        attrs["frozen"] = sorted({*attrs.get("frozen", ()), "weight"})
+        changes["frozen"] = sorted({*attrs.get("frozen", ()), "weight"})
     if fp32:
-        attrs["keep_fp32"] = True
-    return {"norm": (norm.op, params, None, attrs)}
+        changes["keep_fp32"] = True
+    return {"norm": bound("norm").changed(attrs=changes, momentum=momentum, eps=eps,
+                                          **({"weight_init": 1.0} if frozen_weight else {}))}
 
 
 bn_settings = register_pass(rule({"norm": any_of(*NORMS)}, _bn_settings, name="bn_settings"))

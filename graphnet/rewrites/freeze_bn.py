@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..graph import Graph, replace_op
-from .registry import register_pass
-from .rules import NORMS, no_match, note
+from .registry import no_match, note, register_pass
+from .rules import NORMS
 
 
 def _merged(attrs: Mapping[str, Any], frozen: str, lr_mult: dict[str, float], wd_mult: dict[str, float]) -> dict:

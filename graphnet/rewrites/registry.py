@@ -1,9 +1,10 @@
-"""The pass registry and ``rewrite``: apply named graph -> graph passes in order."""
+"""The pass registry and ``rewrite``: apply named graph -> graph passes in order; what a pass says when it finds nothing."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Union
 
@@ -99,6 +100,19 @@ _RUNNING: list[str] = []  # the passes running now, innermost last
 def running() -> str | None:
     """The name of the innermost pass running now, if any (for notes)."""
     return _RUNNING[-1] if _RUNNING else None
+
+
+def no_match(looked_for: str, done: Iterable[str] = ()) -> PassError:
+    """The error for a pass that found nothing; ``done`` lists the places showing it already applied."""
+    done = list(done)
+    shown = ", ".join(map(repr, done[:3])) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+    already = f"; already applied (see {shown})" if done else ""
+    return PassError(f"found no {looked_for}{already}", no_match=True)
+
+
+def note(message: str) -> None:
+    """Say that a pass skipped an optional part (a ``PassNote`` warning; the CLI prints one line)."""
+    warnings.warn(f"pass {running()!r}: {message}" if running() else message, PassNote, stacklevel=3)
 
 
 PASSES: dict[str, Pass] = {}

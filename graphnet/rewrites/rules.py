@@ -1,39 +1,43 @@
 """Rewrite rules: patterns over a Graph, their matches, replacements and near misses.
 
 A **pattern** is a dict ``name -> pattern node``, in order; a pattern node is an op name
-(``'conv'``), ``any_of('relu', 'celu')``, ``ANY``, or ``pat(op, params, inputs, shared, where)``.
-Without ``inputs`` a node reads the one before it (a chain; the first reads anything). An
-input name that is not a pattern node binds whatever node is there (``'log_probs'``). Params
-are fixed values, compared with the node's params after the op's defaults (so
-``pat('max_pool', {'kernel_size': 2})`` matches ``max_pool()``), or predicates; ``where`` tests
-the whole Node (its attrs, or params together). Every node
-but the last must feed only the match, unless ``shared=True``.
+(``'conv'``), ``any_of('relu', 'celu')``, ``ANY``, a spec node ``(op, params[, inputs])``
+(``('conv', {'kernel_size': 3})``, ``('add', {}, ['in', 'res'])``), or
+``pat(op, params, inputs, shared, where, commutative)``. Without ``inputs`` a node reads the
+one before it (a chain; the first reads anything). An input name that is not a pattern node
+binds whatever node is there (``'log_probs'``); ``commutative=True`` reads the inputs in any
+order. Params are fixed values, compared with the node's params after the op's defaults (so
+``('max_pool', {'kernel_size': 2})`` matches ``max_pool()``), or predicates; ``where`` tests
+the whole Node (its attrs, or params together). Every node but the last must feed only the
+match, unless ``shared=True``.
 
 ``match(graph, pattern)`` gives the matches (name -> node path), non-overlapping, in graph
 order. ``explain(graph, pattern)`` gives the near misses: where each partial match broke, and why.
 
 A **replacement** is a spec fragment (dict ``name -> node``, in order, a chain unless it says
-``inputs``) for the matched nodes, or a function ``(match, **params) -> fragment``. In it,
-``bound('norm')`` is the matched node as it was and ``bound('norm').changed(op=..., **params)``
-that node changed; input names are fragment names, then pattern names. A fragment node named
-like a pattern node keeps its path (and its attrs, unless it gives some); new names go in the
-namespace of the pattern's last node (``name_1``, ... where that path is taken). The fragment's first node reads what the pattern's
-first node read; its last node feeds the consumers of the pattern's last node; matched
-nodes it does not name are removed. ``rule(pattern, replacement, name=...)`` is the pass.
+``inputs``) for the matched nodes, or a function ``(match, **params) -> fragment``, which
+returns None to leave a match as it is. In it, ``bound('norm')`` is the matched node as it was
+and ``bound('norm').changed(op=..., attrs=..., **params)`` that node changed (params and attrs
+merged over its own); input names are fragment names, then pattern names. A fragment node
+named like a pattern node keeps its path (and its attrs, unless it gives some); new names go
+in the namespace of the pattern's last node (``name_1``, ... where that path is taken). The
+fragment's first node reads what the pattern's first node read; its last node feeds the
+consumers of the pattern's last node; matched nodes it does not name are removed.
+``rule(pattern, replacement, name=...)`` is the pass.
 """
 
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import permutations
+from typing import Any, Callable, Iterable
 
 from ..graph import Graph, Node
 from ..ops import get_op
 from ..spec import join
-from .registry import Pass, PassError, PassNote, RewriteError, get_pass, running
+from .registry import Pass, PassError, RewriteError, get_pass, no_match
 
 NORMS = ("batch_norm", "ghost_batch_norm")
 ACTIVATIONS = ("relu", "celu", "gelu")
@@ -68,25 +72,28 @@ ANY = AnyOf(())  # a pattern op that accepts every op
 @dataclass(frozen=True)
 class PatternNode:
     """One node of a pattern: the ops it accepts, params (values or predicates), inputs,
-    whether it may feed nodes outside the match (``shared``), and a test of the Node (``where``)."""
+    whether it may feed nodes outside the match (``shared``), a test of the Node (``where``),
+    and whether it reads its inputs in any order (``commutative``)."""
 
     op: AnyOf
     params: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] | None = None
     shared: bool = False
     where: Callable[[Node], bool] | None = None
+    commutative: bool = False
 
 
 def pat(op: str | AnyOf, params: Mapping[str, Any] | None = None, inputs: Iterable[str] | None = None,
-        shared: bool = False, where: Callable[[Node], bool] | None = None) -> PatternNode:
-    """A pattern node: ``pat('max_pool', {'kernel_size': 2})``, ``pat('celu', {'alpha': lambda a: a < 1})``,
-    ``pat('add', inputs=['in', 'res'])``; ``shared=True`` lets it feed nodes outside the match;
+        shared: bool = False, where: Callable[[Node], bool] | None = None, commutative: bool = False) -> PatternNode:
+    """A pattern node: ``pat('celu', {'alpha': lambda a: a < 1})``, ``pat('add', inputs=['in', 'res'],
+    commutative=True)`` (either input order); ``shared=True`` lets it feed nodes outside the match;
     ``where=lambda node: 'init' not in node.attrs`` tests the Node itself (name the function: misses show it)."""
     ops = op if isinstance(op, AnyOf) else any_of(op)
-    return PatternNode(ops, dict(params or {}), None if inputs is None else tuple(inputs), shared, where)
+    return PatternNode(ops, dict(params or {}), None if inputs is None else tuple(inputs), shared, where, commutative)
 
 
 Pattern = Mapping[str, Any]
+Replacement = Mapping[str, Any] | Callable[..., Mapping[str, Any] | None]  # a fragment, or fn(match, **params)
 
 
 def compile_pattern(pattern: Pattern) -> dict[str, PatternNode]:
@@ -97,10 +104,13 @@ def compile_pattern(pattern: Pattern) -> dict[str, PatternNode]:
     for name, value in pattern.items():
         if isinstance(value, (str, AnyOf)):
             value = pat(value)
+        elif isinstance(value, (tuple, list)) and len(value) in (2, 3) and isinstance(value[1], Mapping):
+            value = pat(*value)
         elif not isinstance(value, PatternNode):
-            raise PassError(f"pattern node {name!r}: an op name, any_of(...), ANY or pat(...), not {value!r}")
+            raise PassError(f"pattern node {name!r}: an op name, any_of(...), ANY, (op, params[, inputs]) "
+                            f"or pat(...), not {value!r}")
         if value.inputs is None and out:
-            value = PatternNode(value.op, value.params, (list(out)[-1],), value.shared, value.where)
+            value = replace(value, inputs=(list(out)[-1],))
         later = [i for i in value.inputs or () if i in pattern and i not in out]
         if later:
             raise PassError(f"pattern node {name!r} reads {later[0]!r}, which comes after it: order the pattern")
@@ -108,20 +118,12 @@ def compile_pattern(pattern: Pattern) -> dict[str, PatternNode]:
     return out
 
 
-class Match(Mapping[str, str]):
+class Match(dict):
     """One match: bound name -> node path (pattern nodes, then free input names). ``node(name)``: the Node."""
 
     def __init__(self, graph: Graph, paths: Mapping[str, str], names: Iterable[str]):
-        self.graph, self._paths, self.names = graph, dict(paths), tuple(names)
-
-    def __getitem__(self, name: str) -> str:
-        return self._paths[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
-
-    def __len__(self) -> int:
-        return len(self._paths)
+        super().__init__(paths)
+        self.graph, self.names = graph, tuple(names)
 
     def node(self, name: str) -> Node:
         return self.graph[self[name]]
@@ -129,10 +131,7 @@ class Match(Mapping[str, str]):
     @property
     def nodes(self) -> tuple[str, ...]:
         """The matched nodes' paths (free inputs left out), in pattern order."""
-        return tuple(self._paths[n] for n in self.names)
-
-    def __repr__(self) -> str:
-        return f"Match({self._paths!r})"
+        return tuple(self[n] for n in self.names)
 
 
 @dataclass(frozen=True)
@@ -175,45 +174,56 @@ class _Search:
         for path in candidates:
             if path in used or path in self.taken:
                 continue
-            reason, binding = self._check(want, path, bound)
+            reason, bindings = self._check(want, path, bound)
             if reason:
                 self.fail(depth, path, reason)
-                continue
-            found = self._extend({**bound, name: path, **binding}, depth + 1)
-            if found:
-                return found
+            for binding in bindings:
+                found = self._extend({**bound, name: path, **binding}, depth + 1)
+                if found:
+                    return found
         return None
 
-    def _check(self, want: PatternNode, path: str, bound: dict[str, str]) -> tuple[str, dict[str, str]]:
-        """Why ``path`` cannot be ``want`` ('' if it can), and the free input names it binds."""
+    def _check(self, want: PatternNode, path: str, bound: dict[str, str]) -> tuple[str, list[dict[str, str]]]:
+        """Why ``path`` cannot be ``want`` ('' if it can), and each way it binds the free input names."""
         node = self.graph[path]
         refs = want.inputs
         inside = [r for r in refs or () if r in self.pattern]
         after = f" after {inside[0]}" if inside else ""
         if node.op not in want.op:
-            return f"op {node.op}, wanted {want.op}{after}", {}
-        binding: dict[str, str] = {}
+            return f"op {node.op}, wanted {want.op}{after}", []
+        bindings: list[dict[str, str]] = [{}]
         if refs is not None:
             if len(node.inputs) != len(refs):
-                return f"reads {len(node.inputs)} input(s), wanted {len(refs)} ({', '.join(refs)})", {}
-            for ref, actual in zip(refs, node.inputs):
-                expected = bound.get(ref, binding.get(ref))
-                if expected is None and ref not in self.pattern:
-                    binding[ref] = actual
-                elif expected != actual:
-                    return f"reads {actual!r} where the pattern has {ref} ({expected!r})", {}
+                return f"reads {len(node.inputs)} input(s), wanted {len(refs)} ({', '.join(refs)})", []
+            orders = dict.fromkeys(permutations(node.inputs)) if want.commutative else [node.inputs]
+            reads = [self._reads(refs, inputs, bound) for inputs in orders]
+            bindings = [binding for reason, binding in reads if not reason]
+            if not bindings:
+                return reads[0][0], []
         values = _params_with_defaults(node)
         for key, expected in want.params.items():
             if key not in values:
-                return f"has no param {key}", {}
+                return f"has no param {key}", []
             value = values[key]
             if callable(expected):
                 if not expected(value):
-                    return f"{key}={value!r} fails the pattern's test{_named(expected)}", {}
+                    return f"{key}={value!r} fails the pattern's test{_named(expected)}", []
             elif value != expected:
-                return f"{key}={value!r}, wanted {expected!r}", {}
+                return f"{key}={value!r}, wanted {expected!r}", []
         if want.where is not None and not want.where(node):
-            return f"fails the pattern's test{_named(want.where)}", {}
+            return f"fails the pattern's test{_named(want.where)}", []
+        return "", bindings
+
+    def _reads(self, refs: tuple[str, ...], inputs: tuple[str, ...],
+               bound: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """Why a node reading ``inputs`` cannot read ``refs`` ('' if it can), and the free input names it binds."""
+        binding: dict[str, str] = {}
+        for ref, actual in zip(refs, inputs):
+            expected = bound.get(ref, binding.get(ref))
+            if expected is None and ref not in self.pattern:
+                binding[ref] = actual
+            elif expected != actual:
+                return f"reads {actual!r} where the pattern has {ref} ({expected!r})", {}
         return "", binding
 
     def _closed(self, bound: dict[str, str]) -> dict[str, str] | None:
@@ -235,11 +245,8 @@ def _named(fn: Callable) -> str:
 
 
 def _params_with_defaults(node: Node) -> dict[str, Any]:
-    """The node's params with its op's defaults filled in."""
-    try:
-        bound = get_op(node.op).signature.bind(**node.params)
-    except TypeError:
-        return dict(node.params)
+    """The node's params with its op's defaults filled in (a Graph's nodes bind to their ops)."""
+    bound = get_op(node.op).signature.bind(**node.params)
     bound.apply_defaults()
     return {**bound.arguments, **node.params}
 
@@ -290,7 +297,7 @@ def rule_of(item: str | Pass) -> Rule:
     return p.fn
 
 
-def describe(pattern: Pattern) -> str:
+def pattern_str(pattern: Pattern) -> str:
     """A pattern as text: ``'relu' node``, ``conv -> batch_norm|ghost_batch_norm -> ... chain``."""
     compiled = compile_pattern(pattern)
     nodes = list(compiled.values())
@@ -306,17 +313,20 @@ def describe(pattern: Pattern) -> str:
 
 @dataclass(frozen=True)
 class Bound:
-    """In a replacement, the matched node ``name``, with ``op``, ``params`` and ``inputs`` changed where given."""
+    """In a replacement, the matched node ``name``, with ``op`` and ``inputs`` changed and ``params``
+    and ``attrs`` merged over its own where given."""
 
     name: str
     op: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
-    def changed(self, op: str | None = None, inputs: Iterable[str] | None = None, **params: Any) -> Bound:
-        """This node with another op, inputs, or params merged over its own."""
+    def changed(self, op: str | None = None, inputs: Iterable[str] | None = None,
+                attrs: Mapping[str, Any] | None = None, **params: Any) -> Bound:
+        """This node with another op or inputs, and params and attrs merged over its own."""
         return Bound(self.name, op or self.op, {**self.params, **params},
-                     self.inputs if inputs is None else tuple(inputs))
+                     self.inputs if inputs is None else tuple(inputs), {**self.attrs, **(attrs or {})})
 
 
 def bound(name: str) -> Bound:
@@ -348,7 +358,8 @@ def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[
     for name, value in fragment.items():
         if isinstance(value, Bound):
             old = m.node(value.name)
-            op, params, inputs, attrs = value.op or old.op, {**old.params, **value.params}, value.inputs, old.attrs
+            op, params, inputs = value.op or old.op, {**old.params, **value.params}, value.inputs
+            attrs = {**old.attrs, **value.attrs}
         else:
             op, params, inputs, attrs = (*value, None, None)[:4]
             if attrs is None:
@@ -381,13 +392,23 @@ class Rule:
     places where that matches are done, and left alone."""
 
     pattern: dict[str, PatternNode]
-    replacement: Mapping[str, Any] | Callable[..., Mapping[str, Any]]
+    replacement: Replacement
     applied: tuple[dict[str, PatternNode], str] | None = None
+
+    @classmethod
+    def of(cls, pattern: Pattern, replacement: Replacement,
+           applied: Pattern | tuple[Pattern, str] | None = None) -> Rule:
+        """The rule replacing ``pattern`` by ``replacement``; ``applied``: the pattern of the result, or
+        ``(pattern, name)``: which of its nodes an ``already applied`` error shows (default its last)."""
+        if applied is not None:
+            applied_pattern, shown = applied if isinstance(applied, tuple) else (applied, list(applied)[-1])
+            applied = (compile_pattern(applied_pattern), shown)
+        return cls(compile_pattern(pattern), replacement, applied)
 
     def __call__(self, graph: Graph, **params: Any) -> Graph:
         """Replace every match; a PassError (no match) if there is none, saying where it is done or nearly matched.
 
-        Replacements that leave the graph as it was count as done (already applied).
+        Replacements that leave the graph as it was (or are None) count as done (already applied).
         """
         before = graph
         done = match(graph, self.applied[0]) if self.applied else []
@@ -399,7 +420,8 @@ class Rule:
         for m in todo:
             current = Match(graph, {k: renamed.get(v, v) for k, v in m.items()}, m.names)
             fragment = self.replacement(current, **params) if callable(self.replacement) else self.replacement
-            graph, renamed[m[m.names[-1]]] = replace_match(graph, current, fragment)
+            if fragment is not None:
+                graph, renamed[m[m.names[-1]]] = replace_match(graph, current, fragment)
         if graph == before:
             raise self.no_match(graph, [m[m.names[-1]] for m in todo])
         return graph
@@ -407,42 +429,25 @@ class Rule:
     def no_match(self, graph: Graph, done: list[str]) -> PassError:
         """The error for no match: where it is already applied, else the nearest miss."""
         if done:
-            return no_match(describe(self.pattern), done)
+            return no_match(pattern_str(self.pattern), done)
         misses = explain(graph, self.pattern)
-        return PassError(f"found no {describe(self.pattern)}; nearest: {misses[0]}", no_match=True)
+        return PassError(f"found no {pattern_str(self.pattern)}; nearest: {misses[0]}", no_match=True)
 
 
-def no_match(looked_for: str, done: Iterable[str] = ()) -> PassError:
-    """The error for a pass that found nothing; ``done`` lists the places showing it already applied."""
-    done = list(done)
-    shown = ", ".join(map(repr, done[:3])) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
-    already = f"; already applied (see {shown})" if done else ""
-    return PassError(f"found no {looked_for}{already}", no_match=True)
-
-
-def note(message: str) -> None:
-    """Say that a pass skipped an optional part (a ``PassNote`` warning; the CLI prints one line)."""
-    warnings.warn(f"pass {running()!r}: {message}" if running() else message, PassNote, stacklevel=3)
-
-
-def rule(pattern: Pattern, replacement: Mapping[str, Any] | Callable[..., Mapping[str, Any]], *, name: str,
+def rule(pattern: Pattern, replacement: Replacement, *, name: str,
          doc: str | None = None, applies_to: str = "net", after: Iterable[str] = (),
          applied: Pattern | tuple[Pattern, str] | None = None) -> Pass:
     """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc).
 
-    ``replacement`` is a fragment or ``fn(match, **params) -> fragment``: the pass's params
-    are ``fn``'s after the match (checked against their annotations, as ops' params are), and
-    its doc (unless ``doc``) is ``fn``'s docstring.
-    ``applied``: the pattern of the result (or ``(pattern, name)``: the node to show), whose
-    matches are done: with nothing else to do the pass says ``already applied (see ...)``.
+    ``replacement`` is a fragment or ``fn(match, **params) -> fragment | None``: the pass's
+    params are ``fn``'s after the match (checked against their annotations, as ops' params
+    are), and its doc (unless ``doc``) is ``fn``'s docstring. ``applied``: as for ``Rule.of``;
+    where it matches is done: with nothing else to do the pass says ``already applied (see ...)``.
     Register the pass with ``register_pass(rule(...))``; ``after`` as for ``register_pass``.
     """
-    if applied is not None:
-        applied_pattern, shown = applied if isinstance(applied, tuple) else (applied, list(applied)[-1])
-        applied = (compile_pattern(applied_pattern), shown)
     if doc is None:
         doc = inspect.getdoc(replacement) if callable(replacement) else None
     if not doc:
         raise ValueError(f"rule {name!r}: give a doc (what it changes, why it helps, its params)")
-    return Pass.of(name, Rule(compile_pattern(pattern), replacement, applied), applies_to, after, doc,
+    return Pass.of(name, Rule.of(pattern, replacement, applied), applies_to, after, doc,
                    params_of=replacement if callable(replacement) else lambda match: None)

@@ -6,8 +6,7 @@ import torch
 
 from ..graph import Graph
 from ..ops import concat, flip_lr, register
-from .rules import no_match
-from .registry import register_pass
+from .registry import no_match, register_pass
 
 
 def mean_halves_fn(x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,7 @@ from ..graph import Graph
 from ..ops import Odd, Range, conv
 from ..spec import join
 from .hints import register_initialiser
-from .registry import register_pass
-from .rules import no_match
+from .registry import no_match, register_pass
 
 
 @register_initialiser("whitening")
