@@ -4,7 +4,7 @@ from .compile import Network, compile
 from .diff import GraphDiff, diff
 from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
                      UnknownInputError, UnknownOpError)
-from .graph import Graph, Node, build, replace_op
+from .graph import Graph, Node, build
 from .ops import REGISTRY, get_op, register
 from .render import render
 from .rewrites import ANY, any_of, bound, explain, initialise, match, pat, register_pass, rewrite, rule
@@ -16,6 +16,6 @@ __all__ = [
     "ANY", "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "GraphDiff", "Network", "Node",
     "ParamError", "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError",
     "any_of", "bound", "build", "compile", "diff", "explain", "from_json", "from_module", "get_op", "initialise",
-    "load_spec", "match", "pat", "register", "register_pass", "render", "replace_op", "rewrite", "rule", "summary",
+    "load_spec", "match", "pat", "register", "register_pass", "render", "rewrite", "rule", "summary",
     "to_json",
 ]

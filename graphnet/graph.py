@@ -316,23 +316,6 @@ def _spec_node(node: Node, inputs: Iterable[str]) -> tuple:
     return (node.op, dict(node.params), list(inputs), dict(node.attrs))
 
 
-def replace_op(graph: Graph, ops: Mapping[str, tuple[str, Mapping | Callable[[Node], Mapping] | None]]) -> Graph:
-    """A copy where every node of op ``old`` becomes op ``new``, for each ``old: (new, params)`` in ``ops``.
-
-    ``params`` is a dict merged over the old node's params, a callable of the old Node
-    giving the new params, or None (keep them). Paths, inputs and attrs are kept.
-    """
-    for path in graph.find(op=tuple(ops)):
-        node = graph[path]
-        new_op, params = ops[node.op]
-        if callable(params):
-            params = params(node)
-        elif params is not None:
-            params = {**node.params, **params}
-        graph = graph.replace(path, op=new_op, params=params)
-    return graph
-
-
 def _unpickle(plain: list[tuple], inputs: tuple[str, ...]) -> Graph:
     return Graph([_node(*fields) for fields in plain], inputs)
 

@@ -213,6 +213,17 @@ def test_swap_activation_takes_any_registered_activation():
         swap_activation(resnet9(), new="celu", beta=1.0)
 
 
+def test_swap_activation_keeps_attrs_and_says_where_it_is_done():
+    g = resnet9().replace("prep/relu", attrs={"lr_mult": {"x": 2.0}})
+    out = swap_activation(g, new="gelu")
+    assert out["prep/relu"].op == "gelu" and dict(out["prep/relu"].attrs) == {"lr_mult": {"x": 2.0}}
+    with pytest.raises(NoMatchError, match="^pass 'swap_activation': found no 'relu' node; already applied "
+                                           "\\(see 'prep/relu', 'layer1/relu', "):
+        swap_activation(out, new="gelu")
+    with pytest.raises(NoMatchError, match="^pass 'swap_activation': found no 'relu' node$"):
+        swap_activation(out, new="silu")
+
+
 # -- label smoothing -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("alpha", [0.0, 0.2, 0.5])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import graphnet
-from graphnet import ANY, SpecError, any_of, bound, build, compile, explain, match, pat, replace_op, rule
+from graphnet import ANY, SpecError, any_of, bound, build, compile, explain, match, pat, rule
 from graphnet.cli import main, tricks
 from graphnet.cli.args import parse_rewrite
 from graphnet.ops import add, batch_norm, conv, flatten, identity, linear, max_pool, mul, relu
@@ -53,14 +53,16 @@ def test_replace_uses_repoints_all_or_chosen_consumers():
         g.replace_uses("a", "nowhere")
 
 
-def test_replace_op_merges_params_or_calls_a_function_of_the_node():
+def test_a_one_node_op_change_merges_params_or_gives_new_ones():
+    def one_node(old, new):
+        return rule({"n": old}, {"n": new}, name=f"{old}_to", doc="A one-node change.\n\nA test.")
     g = resnet9()
-    out = replace_op(g, {"batch_norm": ("ghost_batch_norm", {"num_splits": 2}),
-                         "relu": ("celu", lambda node: {"alpha": 0.5})})
+    out = rewrite(g, [one_node("batch_norm", bound("n").changed(op="ghost_batch_norm", num_splits=2)),
+                      one_node("relu", ("celu", {"alpha": 0.5}))])
     assert out.find(op="ghost_batch_norm") == g.find(op="batch_norm")
     assert dict(out["prep/bn"].params) == {**g["prep/bn"].params, "num_splits": 2}
     assert all(dict(out[p].params) == {"alpha": 0.5} for p in g.find(op="relu"))
-    assert replace_op(g, {"gelu": ("relu", None)}) == g
+    assert rewrite(g, [one_node("gelu", bound("n").changed(op="relu"))], strict=False) == g
 
 
 # -- match -----------------------------------------------------------------------------------

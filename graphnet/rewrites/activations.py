@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..graph import Graph, replace_op
-from .registry import no_match, register_pass
-from .rules import bound, rule
+from ..graph import Graph
+from .registry import register_pass
+from .rules import Rule, bound, rule
 
 
 def _celu(match, alpha: float = 0.075) -> dict:
@@ -23,10 +23,8 @@ celu = register_pass(rule({"act": "relu"}, _celu, applied={"act": "celu"}, name=
 
 @register_pass("swap_activation")
 def swap_activation(graph: Graph, old: str = "relu", new: str = "celu", **params: Any) -> Graph:
-    """Replace every ``old`` activation node by a ``new`` one with ``params`` (paths are kept).
+    """Replace every ``old`` activation node by a ``new`` one with ``params`` (paths and attrs are kept).
 
     The general form of the CELU step, for trying other activations in the same places.
     """
-    if not graph.find(op=old):
-        raise no_match(f"{old!r} node", graph.find(op=new))
-    return replace_op(graph, {old: (new, lambda node: params)})
+    return Rule.of({"act": old}, {"act": (new, params)}, applied={"act": new})(graph)

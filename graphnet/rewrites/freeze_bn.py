@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..graph import Graph, replace_op
+from ..graph import Graph
 from .registry import no_match, note, register_pass
 from .rules import NORMS
 
@@ -50,7 +50,9 @@ def freeze_bn_scale(graph: Graph, weight: float = 1.0, act_alpha_scale: float | 
     if act_alpha_scale is not None:
         if not graph.find(op="celu"):
             note("no 'celu' node to scale by act_alpha_scale; left the activations alone")
-        graph = replace_op(graph, {"celu": ("celu", lambda n: {"alpha": n.params.get("alpha", 1.0) * act_alpha_scale})})
+        for path in graph.find(op="celu"):
+            alpha = graph[path].params.get("alpha", 1.0)
+            graph = graph.replace(path, params={**graph[path].params, "alpha": alpha * act_alpha_scale})
     if final_scale is not None:
         scales = graph.find(op="mul")
         if scales:

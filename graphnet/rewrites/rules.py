@@ -280,12 +280,10 @@ def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
     batch_norm|ghost_batch_norm after conv``. With no node of the first op at all, one entry
     says so. Places where the pattern matches are not misses.
     """
-    pattern = rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern
-    compiled = compile_pattern(pattern)
+    compiled = compile_pattern(rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern)
     found, misses = _search(graph, compiled)
     if not misses and not found:
-        first = next(iter(compiled.values()))
-        return [NearMiss(None, f"no node has op {first.op}", 0)]
+        return [NearMiss(None, f"no node has op {next(iter(compiled.values())).op}", 0)]
     return sorted(misses, key=lambda m: -m.matched)
 
 
@@ -346,12 +344,10 @@ def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[
         paths[name] = m[name] if name in m.names else _fresh(graph, join(namespace, name), set(paths.values()))
 
     def resolve(ref: str, at: str) -> str:
-        if ref in paths:
-            return paths[ref]
-        if ref in m:
-            return m[ref]
-        raise PassError(f"replacement node {at!r} reads {ref!r}, which is neither in the replacement nor bound "
-                        f"by the pattern ({', '.join(m)})")
+        if ref not in paths and ref not in m:
+            raise PassError(f"replacement node {at!r} reads {ref!r}, which is neither in the replacement nor bound "
+                            f"by the pattern ({', '.join(m)})")
+        return paths[ref] if ref in paths else m[ref]
 
     add: dict[str, tuple] = {}
     previous: tuple[str, ...] = graph[m[first]].inputs
@@ -427,11 +423,12 @@ class Rule:
         return graph
 
     def no_match(self, graph: Graph, done: list[str]) -> PassError:
-        """The error for no match: where it is already applied, else the nearest miss."""
+        """The error for no match: where it is already applied, else the nearest miss (if a node has the first op)."""
         if done:
             return no_match(pattern_str(self.pattern), done)
-        misses = explain(graph, self.pattern)
-        return PassError(f"found no {pattern_str(self.pattern)}; nearest: {misses[0]}", no_match=True)
+        nearest = explain(graph, self.pattern)[0]
+        return PassError(f"found no {pattern_str(self.pattern)}{f'; nearest: {nearest}' if nearest.path else ''}",
+                         no_match=True)
 
 
 def rule(pattern: Pattern, replacement: Replacement, *, name: str,
