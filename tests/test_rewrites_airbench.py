@@ -150,8 +150,7 @@ def test_bn_settings_sets_params_and_hints():
     for path in norms:
         n = out[path]
         assert (n.params["momentum"], n.params["eps"], n.params["weight_init"]) == (0.4, 1e-12, 1.0)
-        assert dict(n.attrs) == {"frozen": ["weight"], "keep_fp32": True, "lr_mult": {"bias": 64.0},
-                                 "wd_mult": {"bias": 1.0}}
+        assert dict(n.attrs) == {"frozen": ["weight"], "lr_mult": {"bias": 64.0}, "wd_mult": {"bias": 1.0}}
     net = compile(out)
     bn = net.get_submodule("block2.norm1")
     assert (bn.momentum, bn.eps, bn.weight.requires_grad, bn.bias.requires_grad) == (0.4, 1e-12, False, True)
@@ -163,7 +162,7 @@ def test_bn_settings_sets_params_and_hints():
 
 
 def test_bn_settings_without_freezing_and_on_ghost_bn():
-    out = bn_settings(ghost_bn(small_architecture(), num_splits=2), frozen_weight=False, fp32=False)
+    out = bn_settings(ghost_bn(small_architecture(), num_splits=2), frozen_weight=False)
     n = out["block1/norm1"]
     assert n.op == "ghost_batch_norm" and "weight_init" not in n.params
     assert dict(n.attrs) == {"lr_mult": {"bias": 64.0}, "wd_mult": {"bias": 1.0}}

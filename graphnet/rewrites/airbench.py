@@ -5,12 +5,9 @@ Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init`` (a r
 ``graphnet.initialise``): ``whitening_pm``, ``dirac`` and ``unit_std``. Ops: ``translate_views`` and
 ``weighted_views``.
 
-New trainer hints on node attrs (besides ``frozen``, ``lr_mult``, ``wd_mult``, ``init``):
-
-- ``frozen_after: {param: epochs}``: the param trains for the first ``epochs`` epochs, then
-  is frozen (``graphnet.train.frozen_after.apply_frozen_after``).
-- ``keep_fp32: True``: the trainer keeps this node's module in float32 when it casts the
-  network to a lower precision.
+A new trainer hint on node attrs (besides ``frozen``, ``lr_mult``, ``wd_mult``, ``init``):
+``frozen_after: {param: epochs}``: the param trains for the first ``epochs`` epochs, then is
+frozen (``graphnet.train.frozen_after.apply_frozen_after``).
 
 The numbers are airbench94.py's (KellerJordan/cifar10-airbench).
 """
@@ -138,27 +135,26 @@ dirac_init = register_pass(rule(
 
 def _bn_settings(match, momentum: Annotated[float, Range(0, 1, open_low=True)] = 0.4,
                  eps: Annotated[float, Range(0, open_low=True)] = 1e-12, frozen_weight: bool = True,
-                 fp32: bool = True, bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> dict:
-    """Set every norm's ``momentum`` and ``eps``, freeze its scale at 1, keep it in float32, scale its bias's lr.
+                 bias_lr_mult: float = 64.0, bias_wd_mult: float = 1.0) -> dict:
+    """Set every norm's ``momentum`` and ``eps``, freeze its scale at 1, scale its bias's lr.
 
     ``momentum`` is PyTorch's (the weight of the new batch): airbench's ``batchnorm_momentum``
     0.6 is ``1 - momentum``. Attrs: ``frozen: ['weight']`` with ``weight_init=1`` (if
-    ``frozen_weight``), ``keep_fp32: True`` (if ``fp32``), ``lr_mult: {'bias': bias_lr_mult}``,
-    ``wd_mult: {'bias': bias_wd_mult}``. Airbench decouples weight decay from the lr, so its
-    biases keep the same decay (``bias_wd_mult`` 1); under Page's coupled SGD the decay is
-    multiplied by both. Norms that have these settings already are left alone.
+    ``frozen_weight``), ``lr_mult: {'bias': bias_lr_mult}``, ``wd_mult: {'bias': bias_wd_mult}``.
+    Airbench decouples weight decay from the lr, so its biases keep the same decay
+    (``bias_wd_mult`` 1); under Page's coupled SGD the decay is multiplied by both. Norms
+    that have these settings already are left alone.
 
     Fast running statistics (momentum 0.4) track the quickly changing weights of a short
     run; a tiny eps keeps the normalisation exact; a frozen scale and a 64× bias lr are
-    Page's step 6, which airbench keeps; float32 keeps the statistics accurate under fp16.
+    Page's step 6, which airbench keeps. (Airbench's float32 norms under fp16 are the
+    trainer's: ``--precision fp16`` keeps every norm in float32.)
     """
     attrs = match.node("norm").attrs
     changes = {"lr_mult": {**attrs.get("lr_mult", {}), "bias": bias_lr_mult},
                "wd_mult": {**attrs.get("wd_mult", {}), "bias": bias_wd_mult}}
     if frozen_weight:
         changes["frozen"] = sorted({*attrs.get("frozen", ()), "weight"})
-    if fp32:
-        changes["keep_fp32"] = True
     return {"norm": bound("norm").changed(attrs=changes, momentum=momentum, eps=eps,
                                           **({"weight_init": 1.0} if frozen_weight else {}))}
 

@@ -26,8 +26,8 @@ WHITEN_PATCH = 2
 PASSES = [
     ("whiten_input_pm", {"patch": WHITEN_PATCH, "eps": 5e-4, "bias_epochs": 3}),
     ("dirac_init", {}),
-    ("bn_settings", {"momentum": 0.4, "eps": 1e-12, "frozen_weight": True, "fp32": True,
-                     "bias_lr_mult": 64.0, "bias_wd_mult": 1.0}),
+    ("bn_settings", {"momentum": 0.4, "eps": 1e-12, "frozen_weight": True, "bias_lr_mult": 64.0,
+                     "bias_wd_mult": 1.0}),
 ]
 
 
