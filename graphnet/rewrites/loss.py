@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ops import Fraction, add_weighted, neg_mean
 from .registry import register_pass
-from .rules import bound, pat, rule
+from .rules import bound, rule
 
 
 def _label_smoothing(match, alpha: Fraction = 0.2) -> dict:
@@ -18,8 +18,8 @@ def _label_smoothing(match, alpha: Fraction = 0.2) -> dict:
             "smoothed": add_weighted(wa=1 - alpha, wb=alpha, inputs=["nll", "uniform"])}
 
 
-NLL = pat("nll", inputs=["log_probs", "target"])
+NLL = ("nll", {}, ["log_probs", "target"])
 label_smoothing = register_pass(rule(
     {"nll": NLL}, _label_smoothing, name="label_smoothing", applies_to="loss",
-    applied=({"nll": NLL, "uniform": pat("neg_mean", inputs=["log_probs"]),
-              "smoothed": pat("add_weighted", inputs=["nll", "uniform"])}, "uniform")))
+    applied=({"nll": NLL, "uniform": ("neg_mean", {}, ["log_probs"]),
+              "smoothed": ("add_weighted", {}, ["nll", "uniform"])}, "uniform")))
