@@ -1,4 +1,4 @@
-"""The pass registry and ``rewrite``: apply named graph -> graph passes in order; what a pass says when it finds nothing."""
+"""The pass registry, ``rewrite`` (named graph -> graph passes in order), and what passes raise or note."""
 
 from __future__ import annotations
 

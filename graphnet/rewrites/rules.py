@@ -427,13 +427,12 @@ class Rule:
         if done:
             return no_match(pattern_str(self.pattern), done)
         nearest = explain(graph, self.pattern)[0]
-        return PassError(f"found no {pattern_str(self.pattern)}{f'; nearest: {nearest}' if nearest.path else ''}",
-                         no_match=True)
+        where = f"; nearest: {nearest}" if nearest.path else ""
+        return PassError(f"found no {pattern_str(self.pattern)}{where}", no_match=True)
 
 
-def rule(pattern: Pattern, replacement: Replacement, *, name: str,
-         doc: str | None = None, applies_to: str = "net", after: Iterable[str] = (),
-         applied: Pattern | tuple[Pattern, str] | None = None) -> Pass:
+def rule(pattern: Pattern, replacement: Replacement, *, name: str, doc: str | None = None, applies_to: str = "net",
+         after: Iterable[str] = (), applied: Pattern | tuple[Pattern, str] | None = None) -> Pass:
     """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc).
 
     ``replacement`` is a fragment or ``fn(match, **params) -> fragment | None``: the pass's
