@@ -9,6 +9,9 @@ wherever the edges allow it.
 Node ``attrs`` are hints for the compiler and trainer, kept through every edit:
 ``frozen`` (param names not trained), ``lr_mult`` and ``wd_mult`` (param name -> multiplier),
 ``init`` (a data initialiser: ``{'name': ..., 'params': {...}}``).
+
+A Graph shows its drawing in a notebook (``_repr_svg_``, ``_repr_html_``): ``graphnet/__init__``
+sets those from the drawing modules, which sit above this one, so this module imports none of them.
 """
 
 from __future__ import annotations
@@ -293,16 +296,6 @@ class Graph:
             ops[n.op] = ops.get(n.op, 0) + 1
         counts = ", ".join(f"{k}×{v}" for k, v in ops.items())
         return f"Graph({len(self)} nodes: {counts}; inputs={list(self.inputs)}, output={self.output!r})"
-
-    def _repr_svg_(self) -> str:
-        from .render import to_svg  # pydot only where rendering needs it
-        return to_svg(self)
-
-    def _repr_html_(self) -> str:
-        """The interactive view (graphnet.html) in an iframe: collapse namespaces, hover for details, search."""
-        from .html import iframe, to_html
-        from .view import view
-        return iframe(to_html(view(self)))
 
 
 def _read_instead(nodes: Iterable[Node], uses: Mapping[str, str], only: set[str]) -> list[Node]:

@@ -10,7 +10,7 @@ import torch
 import graphnet
 from graphnet.data import DeviceData
 from graphnet.rewrites import rewrite
-from graphnet.spec import load_spec
+from graphnet.spec_source import load_spec
 from graphnet.train import AIRBENCH_STEPS, REPLAYS, Options, Trainer, get_recipe, make_optimization, make_setup
 from graphnet.train.flops import training_flops
 from graphnet.train.muon import Muon
