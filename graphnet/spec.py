@@ -29,12 +29,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from torch import fx, nn
+
 from .errors import DuplicatePathError, EmptyNamespaceError, SpecError, UnknownInputError, UnknownOpError
 from .ops import check_value, get_op
 
 # The attrs the compiler and trainer read, and the type each must have.
 ATTRS = {
     "frozen": list[str],
+    "frozen_after": dict[str, float],
     "lr_mult": dict[str, float],
     "wd_mult": dict[str, float],
     "init": dict[str, Any],
@@ -42,6 +45,15 @@ ATTRS = {
 JSON_FORMAT = "graphnet-spec"
 
 SEP = "/"
+
+# The names a node or namespace cannot have. The compiled network holds each node's module at its
+# path (node ``a/b`` is attribute ``b`` of attribute ``a``), so that state_dict keys are node paths;
+# a name that is already an attribute of the holder (``forward``, ``training``, ``to``) would hide
+# it or break it. The holder of the top-level names is the network itself (a torch.fx.GraphModule,
+# plus what graphnet.compile.Network adds), of the others a plain torch.nn.Module.
+MODULE_ATTRIBUTES = frozenset(dir(nn.Module()))
+NETWORK_ATTRIBUTES = (MODULE_ATTRIBUTES | frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph())))
+                      | {"spec_graph", "node_module", "_checked"})
 
 
 @dataclass
@@ -95,6 +107,17 @@ def check_attrs(attrs: dict, path: str | None = None) -> None:
             reason = check_value(attrs[key], hint)
             if reason is not None:
                 raise SpecError(f"attr {key}={attrs[key]!r} {reason}", path)
+
+
+def check_path(path: str) -> None:
+    """Raise SpecError, naming the namespace or node, where a name in ``path`` is one the compiled
+    network cannot hold (``MODULE_ATTRIBUTES``, and ``NETWORK_ATTRIBUTES`` at the top)."""
+    parts = path.split(SEP)
+    for depth, name in enumerate(parts):
+        if name in (NETWORK_ATTRIBUTES if depth == 0 else MODULE_ATTRIBUTES):
+            holder = "the compiled network (a torch.fx.GraphModule)" if depth == 0 else "every torch.nn.Module"
+            raise SpecError(f"the name {name!r} is an attribute of {holder}, which holds the module of each node "
+                            "at its path; rename it", SEP.join(parts[:depth + 1]))
 
 
 def flat_nodes(spec: dict) -> tuple[list[FlatNode], dict[str, str]]:
