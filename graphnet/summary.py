@@ -24,6 +24,7 @@ from torch import fx, nn
 from .compile import _Locator, compile
 from .errors import SpecError
 from .graph import Graph
+from .labels import shape_label
 from .ops import get_op
 
 Shape = tuple[int, ...]
@@ -71,8 +72,8 @@ class Summary:
 
     def __str__(self) -> str:
         header = ("node", "op", "output shape", "params", "mult-adds")
-        lines = [(name, "input", _shape_str(shape), "", "") for name, shape in self.input_shapes.items()]
-        lines += [(r.path, r.op, _shape_str(r.shape), f"{r.params:,}" if r.params else "",
+        lines = [(name, "input", shape_label(shape), "", "") for name, shape in self.input_shapes.items()]
+        lines += [(r.path, r.op, shape_label(r.shape), f"{r.params:,}" if r.params else "",
                    f"{r.macs:,}" if r.macs else "") for r in self.rows]
         total = ("total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
         widths = [max(len(line[i]) for line in (header, *lines, total)) for i in range(len(header))]
@@ -86,10 +87,6 @@ class Summary:
         note = (f"{self.total_params / 1e6:.2f} M params; {self.total_macs / 1e9:.2f} G mult-adds (a multiply-add "
                 f"counted once, torchvision's 'GFLOPS'), {self.total_flops / 1e9:.2f} GFLOPs counting both")
         return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total), note])
-
-
-def _shape_str(shape: Shape | None) -> str:
-    return "-" if shape is None else "×".join(map(str, shape))
 
 
 class _ShapeRecorder(_Locator):
