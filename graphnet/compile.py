@@ -3,8 +3,8 @@
 The generated ``forward`` has no dict walk and no per-node Python dispatch: module nodes
 are ``self.<path>(x)`` calls, function nodes direct calls (``torch.flatten(x, start_dim=1)``),
 identities no code at all. Submodules sit at their node paths (``layer1.residual.res1.conv``),
-so ``state_dict`` keys read like the spec; a name that is no identifier, or a keyword, is
-reached by ``getattr`` (``getattr(self.blk, 'in')(x)``). The result is an ordinary ``nn.Module``: it
+so ``state_dict`` keys read like the spec; a name that is a keyword or no identifier is reached
+by ``getattr`` (``getattr(self.blk, 'in')(x)``). The result is an ordinary ``nn.Module``: it
 takes ``torch.compile``, ``.to(memory_format=torch.channels_last)``, ``.half()`` and
 ``state_dict`` round trips.
 """
@@ -88,9 +88,8 @@ def _unpickle_network(graph: Graph, outputs: Any, modules: dict[str, nn.Module],
 
 
 def _reach_by_getattr(targets: Sequence[str], body: list[str]) -> list[str]:
-    """The generated code's lines, each submodule call of ``targets`` reaching a keyword or any
-    other name by ``getattr(..., repr(name))``, where fx writes ``.in`` or ``getattr(..., "name")``
-    (which a keyword, a quote or a backslash in the name breaks)."""
+    """The generated code's lines with each call of a submodule in ``targets`` written by ``_reach``:
+    fx writes ``self.blk.in`` for a keyword and ``getattr(self, "name")`` unescaped, which do not parse."""
     swaps = [(f" = {fx_text}(", f" = {text}(") for target in targets
              if (fx_text := _reach(target, fx_style=True)) != (text := _reach(target, fx_style=False))]
     for fx_text, text in swaps:

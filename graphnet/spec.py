@@ -3,7 +3,9 @@
 A node is a tuple ``(op, params)``, ``(op, params, inputs)`` or ``(op, params, inputs, attrs)``:
 ``op`` a registered op name, ``params`` a dict bound against the op's signature, ``inputs`` a
 list of references, ``attrs`` a dict of hints for the trainer (frozen params, lr/wd
-multipliers, data initialisers). A nested dict is a namespace. Dict order is execution order,
+multipliers, data initialisers). A nested dict is a namespace. A name is any non-empty string
+without '.', but for the attributes a compiled network has (``check_path``: ``forward``,
+``training``, ...). Dict order is execution order,
 and a node without ``inputs`` takes the previous node (the first node takes the first graph
 input). A reference is resolved, in this order:
 
