@@ -5,12 +5,19 @@ from .diff import GraphDiff, diff
 from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
                      UnknownInputError, UnknownOpError)
 from .graph import Graph, Node, build
+from .html import notebook_html
 from .ops import REGISTRY, get_op, register
-from .render import render
+from .render import render, to_svg
 from .rewrites import ANY, any_of, bound, explain, initialise, match, pat, register_pass, rewrite, rule
-from .spec import from_json, load_spec, to_json
+from .spec import from_json, to_json
+from .spec_source import load_spec
 from .summary import Row, Summary, summary
 from .trace import from_module
+
+# A Graph in a notebook shows its drawing. Set here, above graph.py and the drawing modules, so that
+# graph.py imports no drawing code.
+Graph._repr_svg_ = to_svg
+Graph._repr_html_ = notebook_html
 
 __all__ = [
     "ANY", "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "GraphDiff", "Network", "Node",

@@ -3,7 +3,8 @@
 The generated ``forward`` has no dict walk and no per-node Python dispatch: module nodes
 are ``self.<path>(x)`` calls, function nodes direct calls (``torch.flatten(x, start_dim=1)``),
 identities no code at all. Submodules sit at their node paths (``layer1.residual.res1.conv``),
-so ``state_dict`` keys read like the spec. The result is an ordinary ``nn.Module``: it
+so ``state_dict`` keys read like the spec; a name that is a keyword or no identifier is reached
+by ``getattr`` (``getattr(self.blk, 'in')(x)``). The result is an ordinary ``nn.Module``: it
 takes ``torch.compile``, ``.to(memory_format=torch.channels_last)``, ``.half()`` and
 ``state_dict`` round trips.
 """
@@ -11,6 +12,7 @@ takes ``torch.compile``, ``.to(memory_format=torch.channels_last)``, ``.half()``
 from __future__ import annotations
 
 import functools
+import keyword
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -35,6 +37,8 @@ class Network(fx.GraphModule):
     _checked: bool = False
 
     def recompile(self):
+        targets = [n.target for n in self.graph.nodes if n.op == "call_module"]
+        self.graph.on_generate_code(lambda _: functools.partial(_reach_by_getattr, targets))
         code = super().recompile()
         cls = type(self)
         forward = cls.forward
@@ -63,26 +67,46 @@ class Network(fx.GraphModule):
         return copied
 
     def __reduce__(self) -> tuple:
-        # fx pickles the generated code and re-traces it on load, as a plain GraphModule whose
-        # nodes lost their meta; rebuild a Network and give the nodes their paths back.
-        meta = [{k: n.meta[k] for k in ("graphnet_path", "graphnet_op")} for n in _calls(self.graph)]
-        return _unpickle_network, (super().__reduce__(), meta)
+        # fx pickles the generated code and traces it again on load, as a plain GraphModule whose
+        # nodes lost their paths; compiling the Graph again with these modules gives this Network.
+        body = {k: v for k, v in self.__dict__.items() if k not in ("_graph", "_code", "_modules")}
+        return _unpickle_network, (self.spec_graph, self.meta["graphnet_outputs"], dict(self._modules), body)
 
 
-def _calls(code: fx.Graph) -> list[fx.Node]:
-    return [n for n in code.nodes if n.op in ("call_module", "call_function")]
-
-
-def _unpickle_network(reduced: tuple, meta: list[dict]) -> Network:
-    rebuild, args = reduced
-    plain = rebuild(*args)
-    network = Network(plain, plain.graph, class_name="Network")
-    network.spec_graph = plain.spec_graph
-    calls = _calls(network.graph)
-    if len(calls) == len(meta):  # straight-line code re-traces node for node
-        for node, m in zip(calls, meta):
-            node.meta.update(m)
+def _unpickle_network(graph: Graph, outputs: Any, modules: dict[str, nn.Module], body: dict) -> Network:
+    held = nn.Module()
+    for name, module in modules.items():
+        held.add_module(name, module)
+    with warnings.catch_warnings():  # unused nodes were named when it was first compiled
+        warnings.simplefilter("ignore")
+        network = compile(graph, outputs, modules=held)
+    network.training = body["training"]
+    for key, value in body.items():  # what else was set on it, as fx keeps it
+        if not hasattr(network, key):
+            setattr(network, key, value)
     return network
+
+
+def _reach_by_getattr(targets: Sequence[str], body: list[str]) -> list[str]:
+    """The generated code's lines with each call of a submodule in ``targets`` written by ``_reach``:
+    fx writes ``self.blk.in`` for a keyword and ``getattr(self, "name")`` unescaped, which do not parse."""
+    swaps = [(f" = {fx_text}(", f" = {text}(") for target in targets
+             if (fx_text := _reach(target, fx_style=True)) != (text := _reach(target, fx_style=False))]
+    for fx_text, text in swaps:
+        body = [line.replace(fx_text, text) for line in body]
+    return body
+
+
+def _reach(target: str, fx_style: bool) -> str:
+    """Python reaching the submodule ``target`` from ``self``: as fx writes it, or by ``getattr`` where
+    a name is no identifier or a keyword."""
+    text = "self"
+    for name in target.split("."):
+        if name.isidentifier() and (fx_style or not keyword.iskeyword(name)):
+            text = f"{text}.{name}"
+        else:
+            text = f'getattr({text}, "{name}")' if fx_style else f"getattr({text}, {name!r})"
+    return text
 
 
 class _Locator(fx.Interpreter):
@@ -155,6 +179,7 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
     _warn_unused(graph, outputs)
     network = Network(root, code, class_name="Network")
     network.spec_graph = graph
+    network.meta["graphnet_outputs"] = outputs
     return network
 
 

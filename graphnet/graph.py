@@ -7,8 +7,15 @@ rewrite pass is a pure function. Nodes are keyed by full path (``layer1/residual
 wherever the edges allow it.
 
 Node ``attrs`` are hints for the compiler and trainer, kept through every edit:
-``frozen`` (param names not trained), ``lr_mult`` and ``wd_mult`` (param name -> multiplier),
-``init`` (a data initialiser: ``{'name': ..., 'params': {...}}``).
+``frozen`` (param names not trained), ``frozen_after`` (param name -> the epochs it trains),
+``lr_mult`` and ``wd_mult`` (param name -> multiplier), ``init`` (a data initialiser:
+``{'name': ..., 'params': {...}}``); ``spec.ATTRS`` gives each one's type.
+
+Every node path is checked against the names the compiled network cannot hold
+(``spec.check_path``: ``forward``, ``training``, ...): any name a Graph has compiles.
+
+A Graph shows its drawing in a notebook (``_repr_svg_``, ``_repr_html_``): ``graphnet/__init__``
+sets those from the drawing modules, which sit above this one, so this module imports none of them.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import networkx as nx
 
 from .errors import CycleError, DuplicatePathError, SpecError
 from .ops import get_op
-from .spec import SEP, flat_nodes, join, namespaces, normalise_node, parent, relative_ref, resolve
+from .spec import SEP, check_path, flat_nodes, join, namespaces, normalise_node, parent, relative_ref, resolve
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Graph:
         for n in nodes:
             if n.path in by_path or n.path in self.inputs:
                 raise DuplicatePathError("two nodes (or a node and a graph input) have this path", n.path)
+            check_path(n.path)
             by_path[n.path] = n
         if not by_path:
             raise SpecError("a graph needs at least one node")
@@ -293,16 +301,6 @@ class Graph:
             ops[n.op] = ops.get(n.op, 0) + 1
         counts = ", ".join(f"{k}×{v}" for k, v in ops.items())
         return f"Graph({len(self)} nodes: {counts}; inputs={list(self.inputs)}, output={self.output!r})"
-
-    def _repr_svg_(self) -> str:
-        from .render import to_svg  # pydot only where rendering needs it
-        return to_svg(self)
-
-    def _repr_html_(self) -> str:
-        """The interactive view (graphnet.html) in an iframe: collapse namespaces, hover for details, search."""
-        from .html import iframe, to_html
-        from .view import view
-        return iframe(to_html(view(self)))
 
 
 def _read_instead(nodes: Iterable[Node], uses: Mapping[str, str], only: set[str]) -> list[Node]:

@@ -9,8 +9,6 @@ pydot is imported only when a drawing is made.
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 import shutil
 import sys
 import sysconfig
@@ -19,33 +17,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .diff import GraphDiff
 from .graph import Graph
+from .html import to_html
 from .labels import op_label, shape_label  # noqa: F401  (graphnet.render.op_label, as before)
 from .summary import Summary
-from .view import View, at_depth, collapse, view
+from .view import View, at_depth, collapse, op_colour, view
 
 if TYPE_CHECKING:
     import pydot
 
-# Fill colours of the built-in ops; any other op gets one from a hash of its name.
-PALETTE = {
-    "conv": "#9ecae1",
-    "linear": "#bcbddc",
-    "batch_norm": "#fdd49e",
-    "relu": "#c7e9c0",
-    "celu": "#c7e9c0",
-    "gelu": "#c7e9c0",
-    "max_pool": "#fdae6b",
-    "add": "#fcbba1",
-    "add_weighted": "#fcbba1",
-    "concat": "#fcbba1",
-    "identity": "#f0f0f0",
-    "flatten": "#d9d9d9",
-    "mul": "#d9d9d9",
-    "flip_lr": "#d9d9d9",
-    "log_softmax": "#e5c4de",
-    "nll": "#e5c4de",
-    "neg_mean": "#e5c4de",
-}
 INPUT_COLOUR = "#525252"
 FORMATS = (".dot", ".svg", ".png", ".html")
 ENGINES = ("dot", "graphviz-pure")
@@ -53,15 +32,6 @@ ENGINES = ("dot", "graphviz-pure")
 
 class RenderError(RuntimeError):
     """No layout engine, or it failed, or the output format is not one of FORMATS."""
-
-
-def op_colour(op: str) -> str:
-    """The fill colour of ``op``: from PALETTE, else a pastel hue from an MD5 of the name (stable across runs)."""
-    if op in PALETTE:
-        return PALETTE[op]
-    hue = int.from_bytes(hashlib.md5(op.encode()).digest()[:4], "big") / 2**32
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.3, 0.95)
-    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 # diff styles: border, line style and text colour of added, removed and changed items and edges
@@ -211,7 +181,6 @@ def render(graph: Graph | GraphDiff, path: str | Path, shapes: Mapping[str, Any]
         raise RenderError(f"cannot write {path.name}: the output must end in {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".html":
-        from .html import to_html
         v = view(graph, summary, fold=fold, edge_shapes=shapes)
         path.write_text(to_html(v, rankdir=rankdir, collapsed=at_depth(v, _depth(depth)) if depth else ()),
                         encoding="utf-8")
@@ -226,7 +195,7 @@ def render(graph: Graph | GraphDiff, path: str | Path, shapes: Mapping[str, Any]
 
 def to_svg(graph: Graph | GraphDiff, shapes: Mapping[str, Any] | None = None, prog: str | None = None,
            **options: Any) -> str:
-    """The drawing as SVG text (what ``Graph._repr_svg_`` shows in a notebook); ``options`` are ``to_dot``'s."""
+    """The drawing as SVG text (``Graph._repr_svg_``: what a notebook shows); ``options`` are ``to_dot``'s."""
     return _layout(to_dot(graph, shapes, **options), "svg", prog).decode()
 
 

@@ -3,7 +3,9 @@
 A node is a tuple ``(op, params)``, ``(op, params, inputs)`` or ``(op, params, inputs, attrs)``:
 ``op`` a registered op name, ``params`` a dict bound against the op's signature, ``inputs`` a
 list of references, ``attrs`` a dict of hints for the trainer (frozen params, lr/wd
-multipliers, data initialisers). A nested dict is a namespace. Dict order is execution order,
+multipliers, data initialisers). A nested dict is a namespace. A name is any non-empty string
+without '.', but for the attributes a compiled network has (``check_path``: ``forward``,
+``training``, ...). Dict order is execution order,
 and a node without ``inputs`` takes the previous node (the first node takes the first graph
 input). A reference is resolved, in this order:
 
@@ -24,16 +26,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
-import inspect
 import json
 import math
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
-from torch import nn
+from torch import fx, nn
 
 from .errors import DuplicatePathError, EmptyNamespaceError, SpecError, UnknownInputError, UnknownOpError
 from .ops import check_value, get_op
@@ -41,6 +39,7 @@ from .ops import check_value, get_op
 # The attrs the compiler and trainer read, and the type each must have.
 ATTRS = {
     "frozen": list[str],
+    "frozen_after": dict[str, float],
     "lr_mult": dict[str, float],
     "wd_mult": dict[str, float],
     "init": dict[str, Any],
@@ -48,6 +47,15 @@ ATTRS = {
 JSON_FORMAT = "graphnet-spec"
 
 SEP = "/"
+
+# The names a node or namespace cannot have. The compiled network holds each node's module at its
+# path (node ``a/b`` is attribute ``b`` of attribute ``a``), so that state_dict keys are node paths;
+# a name that is already an attribute of the holder (``forward``, ``training``, ``to``) would hide
+# it or break it. The holder of the top-level names is the network itself (a torch.fx.GraphModule,
+# plus what graphnet.compile.Network adds), of the others a plain torch.nn.Module.
+MODULE_ATTRIBUTES = frozenset(dir(nn.Module()))
+NETWORK_ATTRIBUTES = (MODULE_ATTRIBUTES | frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph())))
+                      | {"spec_graph", "node_module", "_checked"})
 
 
 @dataclass
@@ -101,6 +109,17 @@ def check_attrs(attrs: dict, path: str | None = None) -> None:
             reason = check_value(attrs[key], hint)
             if reason is not None:
                 raise SpecError(f"attr {key}={attrs[key]!r} {reason}", path)
+
+
+def check_path(path: str) -> None:
+    """Raise SpecError, naming the namespace or node, where a name in ``path`` is one the compiled
+    network cannot hold (``MODULE_ATTRIBUTES``, and ``NETWORK_ATTRIBUTES`` at the top)."""
+    parts = path.split(SEP)
+    for depth, name in enumerate(parts):
+        if name in (NETWORK_ATTRIBUTES if depth == 0 else MODULE_ATTRIBUTES):
+            holder = "the compiled network (a torch.fx.GraphModule)" if depth == 0 else "every torch.nn.Module"
+            raise SpecError(f"the name {name!r} is an attribute of {holder}, which holds the module of each node "
+                            "at its path; rename it", SEP.join(parts[:depth + 1]))
 
 
 def flat_nodes(spec: dict) -> tuple[list[FlatNode], dict[str, str]]:
@@ -261,136 +280,3 @@ def from_json(text: str, imports: bool | list[str] = False) -> dict:
                                  f"pass imports=True, or on the command line --import MODULE)") from None
         raise
     return spec
-
-
-# -- loading ------------------------------------------------------------------------------
-
-def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
-    """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, JSON, or
-    ``torchvision:NAME`` (the ``torchvision.models`` builder, random weights, ``build_kwargs`` such
-    as ``num_classes`` passed on).
-
-    A Python file runs as a script would, with its folder importable (a spec file may import
-    its neighbours); a JSON file never executes code. Where the source gives an ``nn.Module``
-    rather than a spec, ``graphnet.from_module`` traces it into one. Every failure is a
-    SpecError naming the source (and, for code that raises, the file and line).
-    """
-    source = str(source)
-    if source.startswith("torchvision:"):
-        return _traced(_torchvision_model(source.partition(":")[2], build_kwargs))
-    if source.endswith(".json"):
-        path = Path(source)
-        if build_kwargs:
-            raise SpecError(f"{source} is a JSON spec, which takes no build options "
-                            f"({', '.join(sorted(build_kwargs))}): use a Python spec with build()")
-        try:
-            text = path.read_text()
-        except IsADirectoryError:
-            raise SpecError(f"spec {source} is a folder, not a JSON file") from None
-        except FileNotFoundError:
-            raise SpecError(f"no such spec file: {source}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise SpecError(f"cannot read spec {source}: {e}") from None
-        try:
-            return from_json(text)
-        except SpecError as e:
-            raise type(e)(f"{source}: {e}") from None
-    if source.endswith(".py"):
-        path = Path(source)
-        if not path.is_file():
-            raise SpecError(f"spec {source} is a folder, not a Python file" if path.is_dir()
-                            else f"no such spec file: {source}")
-        module_spec = importlib.util.spec_from_file_location(f"graphnet_spec_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        folder = str(path.resolve().parent)
-        sys.path.insert(0, folder)  # as for a script: a spec file imports its neighbours
-        try:
-            module_spec.loader.exec_module(module)
-        except SpecError:
-            raise
-        except SyntaxError as e:
-            raise SpecError(f"{e.filename or source}:{e.lineno}: syntax error: {e.msg}") from None
-        except Exception as e:
-            raise SpecError(f"{_where(e, path)}: {type(e).__name__}: {e}") from None
-        finally:
-            sys.path.remove(folder)
-        return _traced(_spec_from(module, source, build_kwargs, path))
-    if ":" in source:
-        module_name, attr = source.split(":", 1)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name is None or not (module_name == e.name or module_name.startswith(e.name + ".")):
-                raise  # the module exists; something it imports is missing
-            raise SpecError(f"spec {source!r}: no module named {e.name!r}") from None
-        value = getattr(module, attr, None)
-        if value is None:
-            raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
-        if not callable(value) or isinstance(value, nn.Module):
-            if build_kwargs:
-                raise SpecError(f"{source} is not a function, so it takes no build options "
-                                f"({', '.join(sorted(build_kwargs))})")
-            return _traced(value)
-        return _traced(_call_build(value, source, build_kwargs, None))
-    raise SpecError(f"spec {source!r} is neither a .py file, a .json file, module:attr nor torchvision:NAME")
-
-
-def _traced(value: Any) -> Any:
-    """``value``, or the spec that ``from_module`` traces from it if it is an ``nn.Module``."""
-    if not isinstance(value, nn.Module):
-        return value
-    from .trace import from_module  # the one upward import: tracing needs graph, which needs this module
-
-    return from_module(value).to_spec()
-
-
-def _torchvision_model(name: str, build_kwargs: dict) -> Any:
-    """``torchvision.models.get_model(name, weights=None, **build_kwargs)``, its errors as one-line SpecErrors."""
-    import torchvision
-
-    if name not in torchvision.models.list_models():
-        near = difflib.get_close_matches(name, torchvision.models.list_models(), n=3)
-        raise SpecError(f"torchvision has no model {name!r}" + (f"; did you mean {', '.join(near)}?" if near else ""))
-    try:
-        return torchvision.models.get_model(name, weights=None, **build_kwargs)
-    except (TypeError, ValueError) as e:
-        raise SpecError(f"torchvision:{name} cannot take {build_kwargs}: {e}") from None
-
-
-def _where(error: BaseException, path: Path | None) -> str:
-    """``file:line`` of the deepest traceback frame in ``path`` (else the deepest frame)."""
-    frames = []
-    tb = error.__traceback__
-    while tb is not None:
-        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
-        tb = tb.tb_next
-    if path is not None:
-        mine = [f for f in frames if Path(f[0]).resolve() == path.resolve()]
-        frames = mine or frames
-    return f"{frames[-1][0]}:{frames[-1][1]}" if frames else str(path)
-
-
-def _call_build(build: Any, source: str, build_kwargs: dict, path: Path | None) -> dict:
-    """``build(**build_kwargs)``; SpecError if it cannot take them or raises (its message and line)."""
-    try:
-        inspect.signature(build).bind(**build_kwargs)
-    except TypeError as e:
-        raise SpecError(f"{source}: build{inspect.signature(build)} cannot take {build_kwargs}: {e}") from None
-    except ValueError:  # no signature to check (a builtin): the call says
-        pass
-    try:
-        return build(**build_kwargs)
-    except SpecError:
-        raise
-    except Exception as e:
-        raise SpecError(f"{source}: build() raised {type(e).__name__}: {e} (at {_where(e, path)})") from None
-
-
-def _spec_from(module: Any, source: str, build_kwargs: dict, path: Path) -> dict:
-    if hasattr(module, "build"):
-        return _call_build(module.build, source, build_kwargs, path)
-    if build_kwargs:
-        raise SpecError(f"{source} has no build() to take {sorted(build_kwargs)}")
-    if hasattr(module, "net"):
-        return module.net
-    raise SpecError(f"{source} defines neither `net` nor `build()`")

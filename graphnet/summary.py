@@ -4,26 +4,29 @@ Shapes come from one forward pass on the ``meta`` device: the graph is compiled 
 modules made on ``meta`` (no memory, no arithmetic) and run node by node in eval mode (so
 ops like ghost batch norm take any batch size).
 
-The cost is counted in multiply-adds (a multiply and an add are one), for the batch as given,
-of convolutions (grouped ones included) and linear layers, wherever they sit (inside a
-module op too); pools, norms and activations are not counted. That is the number
-torchvision's model docs call "GFLOPS" (ResNet-18 at 224×224: 1.81 G); FLOPs counting the
-multiply and the add apart are twice it (``Row.flops``, ``Summary.total_flops``).
+The cost is what ``torch.utils.flop_counter.FlopCounterMode`` counts in that pass, for the
+batch as given, each node charged the FLOPs of the ops it runs: every matrix product and
+convolution (``mm``, ``bmm``, attention, grouped and transposed convolutions), wherever it
+sits (a linear layer, a matmul in a function op, a convolution inside an ``instance`` node);
+pools, norms and activations are not counted. torch counts a multiply and an add apart
+(``Row.flops``, ``Summary.total_flops``); counted once, as multiply-adds (``macs``), it is
+the number torchvision's model docs call "GFLOPS" (ResNet-18 at 224×224: 1.81 G).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import networkx as nx
 import torch
 from torch import fx, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .compile import _Locator, compile
 from .errors import SpecError
 from .graph import Graph
+from .labels import shape_label
 from .ops import get_op
 
 Shape = tuple[int, ...]
@@ -31,18 +34,19 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Row:
-    """One node: its output ``shape`` (None if not a tensor), ``params`` and ``macs`` (multiply-adds)."""
+    """One node: its output ``shape`` (None if not a tensor), ``params`` and ``flops`` (a multiply
+    and an add counted apart, as torch counts them)."""
 
     path: str
     op: str
     shape: Shape | None
     params: int
-    macs: int
+    flops: int
 
     @property
-    def flops(self) -> int:
-        """FLOPs counting a multiply and an add apart: 2 × ``macs``."""
-        return 2 * self.macs
+    def macs(self) -> int:
+        """Multiply-adds: a multiply and an add counted once, ``flops`` / 2."""
+        return self.flops // 2
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,12 @@ class Summary:
         return sum(r.params for r in self.rows)
 
     @property
-    def total_macs(self) -> int:
-        return sum(r.macs for r in self.rows)
+    def total_flops(self) -> int:
+        return sum(r.flops for r in self.rows)
 
     @property
-    def total_flops(self) -> int:
-        return 2 * self.total_macs
+    def total_macs(self) -> int:
+        return self.total_flops // 2
 
     @property
     def shapes(self) -> dict[str, Shape | None]:
@@ -71,8 +75,8 @@ class Summary:
 
     def __str__(self) -> str:
         header = ("node", "op", "output shape", "params", "mult-adds")
-        lines = [(name, "input", _shape_str(shape), "", "") for name, shape in self.input_shapes.items()]
-        lines += [(r.path, r.op, _shape_str(r.shape), f"{r.params:,}" if r.params else "",
+        lines = [(name, "input", shape_label(shape), "", "") for name, shape in self.input_shapes.items()]
+        lines += [(r.path, r.op, shape_label(r.shape), f"{r.params:,}" if r.params else "",
                    f"{r.macs:,}" if r.macs else "") for r in self.rows]
         total = ("total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
         widths = [max(len(line[i]) for line in (header, *lines, total)) for i in range(len(header))]
@@ -88,22 +92,22 @@ class Summary:
         return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total), note])
 
 
-def _shape_str(shape: Shape | None) -> str:
-    return "-" if shape is None else "×".join(map(str, shape))
+class _Recorder(_Locator):
+    """Runs the compiled graph node by node under ``counter``, keeping each node's output shape and FLOPs."""
 
-
-class _ShapeRecorder(_Locator):
-    """Runs the compiled graph node by node, keeping each node's output shape."""
-
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, counter: FlopCounterMode):
         super().__init__(module)
+        self.counter = counter
         self.shapes: dict[str, Shape | None] = {}
+        self.flops: dict[str, int] = {}
 
     def run_node(self, n: fx.Node) -> Any:
+        before = self.counter.get_total_flops()
         out = super().run_node(n)
         path = n.meta.get("graphnet_path")
         if path is not None:
             self.shapes[path] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+            self.flops[path] = self.counter.get_total_flops() - before
         return out
 
 
@@ -124,17 +128,10 @@ def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int
     sinks = [p for p in graph.order if not graph.successors(p)]
     with torch.device("meta"):
         network = compile(graph, outputs=sinks).eval()
-    macs: dict[str, int] = {}
-    hooks = [sub.register_forward_hook(functools.partial(_count, macs, node.path))
-             for node in graph.nodes if get_op(node.op).kind == "module"
-             for sub in network.node_module(node.path).modules() if isinstance(sub, (nn.modules.conv._ConvNd, nn.Linear))]
-    recorder = _ShapeRecorder(network)
-    try:
-        with torch.no_grad():
-            recorder.run(*(torch.empty(shape, device="meta") for shape in input_shapes.values()))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    counter = FlopCounterMode(display=False)
+    recorder = _Recorder(network, counter)
+    with torch.no_grad(), counter:
+        recorder.run(*(torch.empty(shape, device="meta") for shape in input_shapes.values()))
 
     shapes: dict[str, Shape | None] = {**input_shapes, **recorder.shapes}
     rows = []
@@ -144,7 +141,7 @@ def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int
             shapes[node.path] = shapes[node.inputs[0]]
         module = network.node_module(node.path) if kind == "module" else None
         params = sum(p.numel() for p in module.parameters()) if module is not None else 0
-        rows.append(Row(node.path, node.op, shapes[node.path], params, macs.get(node.path, 0)))
+        rows.append(Row(node.path, node.op, shapes[node.path], params, recorder.flops.get(node.path, 0)))
     return Summary(tuple(rows), input_shapes)
 
 
@@ -159,11 +156,3 @@ def _needed(graph: Graph, outputs: str | Sequence[str] | None) -> Graph:
             raise SpecError("output is not a node of the graph", path)
         keep |= nx.ancestors(graph.nx, path)
     return Graph([n for n in graph.nodes if n.path in keep], tuple(i for i in graph.inputs if i in keep))
-
-
-def _count(macs: dict[str, int], path: str, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-    """Forward hook: add the multiply-adds of a conv or linear layer that produced ``output`` to ``path``'s count."""
-    per_output = module.in_features if isinstance(module, nn.Linear) else module.in_channels // module.groups
-    for k in getattr(module, "kernel_size", ()):
-        per_output *= k
-    macs[path] = macs.get(path, 0) + output.numel() * per_output

@@ -5,11 +5,13 @@ into a ``View``: items (nodes, graph inputs, boxes) with their label lines, diff
 details (path, op, params, shape, parameter count, FLOPs, trainer hints, changes), the
 namespaces as nested clusters, and the edges. ``fold=True`` folds runs of structurally
 identical sibling namespaces into their first one, marked ×N; ``collapse(view, namespaces)``
-draws each given namespace as one box.
+draws each given namespace as one box. ``op_colour`` is a node's fill colour in both drawings.
 """
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
 from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any, Iterable, Mapping, Sequence
@@ -19,6 +21,36 @@ from .graph import Graph, Node
 from .labels import fmt, hint_lines, op_label, shape_label, si
 from .spec import SEP, namespaces, parent
 from .summary import Row, Summary
+
+# Fill colours of the built-in ops; any other op gets one from a hash of its name.
+PALETTE = {
+    "conv": "#9ecae1",
+    "linear": "#bcbddc",
+    "batch_norm": "#fdd49e",
+    "relu": "#c7e9c0",
+    "celu": "#c7e9c0",
+    "gelu": "#c7e9c0",
+    "max_pool": "#fdae6b",
+    "add": "#fcbba1",
+    "add_weighted": "#fcbba1",
+    "concat": "#fcbba1",
+    "identity": "#f0f0f0",
+    "flatten": "#d9d9d9",
+    "mul": "#d9d9d9",
+    "flip_lr": "#d9d9d9",
+    "log_softmax": "#e5c4de",
+    "nll": "#e5c4de",
+    "neg_mean": "#e5c4de",
+}
+
+
+def op_colour(op: str) -> str:
+    """The fill colour of ``op``: from PALETTE, else a pastel hue from an MD5 of the name (stable across runs)."""
+    if op in PALETTE:
+        return PALETTE[op]
+    hue = int.from_bytes(hashlib.md5(op.encode()).digest()[:4], "big") / 2**32
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.3, 0.95)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from torch import nn
 
 import graphnet
 from graphnet.cli import main
-from graphnet.spec import load_spec
+from graphnet.spec_source import load_spec
 
 # model -> (input size, node count, ops that are not graphnet's own)
 MODELS = {

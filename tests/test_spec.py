@@ -6,7 +6,8 @@ import pytest
 
 import graphnet
 from graphnet.ops import add, concat, conv, identity, linear, mul, relu
-from graphnet.spec import from_json, load_spec, relative_ref, to_json
+from graphnet.spec import from_json, relative_ref, to_json
+from graphnet.spec_source import load_spec
 
 
 def test_constructors_give_plain_tuples_with_only_given_params():

@@ -26,6 +26,7 @@ from graphnet.ops import conv, linear, relu
     (("conv", {"c_in": 3, "c_out": 4}, 3), "c: inputs must be a list of names, not 3"),
     (("conv", {"c_in": 3, "c_out": 4}, None, {"frozen": "weight"}), r"c: attr frozen='weight' wants list\[str\]"),
     (("conv", {"c_in": 3, "c_out": 4}, None, {"lr_mult": {"bias": "x"}}), r"attr lr_mult=\{'bias': 'x'\} wants"),
+    (("conv", {"c_in": 3, "c_out": 4}, None, {"frozen_after": {"bias": "3"}}), r"attr frozen_after=\{'bias': '3'\} wants"),
 ])
 def test_bad_values_are_spec_errors_naming_the_node(node, message):
     with pytest.raises(graphnet.SpecError, match=message):

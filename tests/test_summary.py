@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import graphnet
 from graphnet.ops import add, conv, linear, relu
@@ -71,3 +72,33 @@ def test_linear_counts_and_shape_error_names_node():
     assert s.total_params == 16 * 4 + 4 and s.total_flops == 2 * 5 * 16 * 4
     with pytest.raises(graphnet.ShapeError, match="^fc: "):
         graphnet.summary(g, (5, 15))
+
+
+class Project(torch.nn.Module):
+    """A matmul by a parameter of its own, made from params it does not keep: an ``instance`` node."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(c_in, c_out))
+
+    def forward(self, x):
+        return x @ self.weight
+
+
+def test_a_matmul_inside_an_instance_node_counts():
+    graph = graphnet.from_module(torch.nn.Sequential(Project(16, 8), torch.nn.ReLU()))
+    assert [graph[p].op for p in graph] == ["instance", "relu"]
+    s = graphnet.summary(graph, (5, 16))
+    assert [r.flops for r in s.rows] == [2 * 5 * 16 * 8, 0]
+    assert s.total_macs == 5 * 16 * 8 and s.total_params == 16 * 8
+
+
+def batched_product(a, b):
+    return torch.bmm(a, b)
+
+
+def test_a_bmm_in_a_function_node_counts():
+    graphnet.register("test_batched_product", batched_product)
+    graph = graphnet.build({"ab": ("test_batched_product", {}, ["a", "b"])}, inputs=("a", "b"))
+    s = graphnet.summary(graph, {"a": (4, 3, 5), "b": (4, 5, 6)})
+    assert s.shapes["ab"] == (4, 3, 6) and s.total_flops == 2 * 4 * 3 * 5 * 6

@@ -1,4 +1,5 @@
-"""``graphnet`` command line: one module per command group, imported only when used.
+"""``graphnet`` command line: one module per command group, each importing what its commands need
+only when they run.
 
 Each command module defines ``add_parsers(subparsers)``, which adds its commands with
 ``parser.set_defaults(run=handler)``. Errors a user can fix (bad spec, bad data, bad training
@@ -13,7 +14,6 @@ rank, the rank itself prints nothing unless ``--debug``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
 import signal
 import sys
@@ -24,9 +24,10 @@ from ..errors import SpecError
 from ..render import RenderError
 from ..train import DistributedError, Stopped, TrainError
 from ..train.launch import launched, report_errors
+from . import ablate, diff, eval, render, train, tricks
 
-# the modules that add command groups
-COMMAND_MODULES = ("render", "tricks", "train", "eval", "ablate", "diff")
+# the modules that add command groups, in the order --help lists them
+COMMAND_MODULES = (render, tricks, train, eval, ablate, diff)
 # exceptions that are the user's to fix: reported in one line
 USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError, DistributedError)
 
@@ -57,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").add_parsers(sub)
+    for module in COMMAND_MODULES:
+        module.add_parsers(sub)
     for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p

@@ -35,7 +35,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     from ..train import REPLAYS, TrainError, make_setup, resolve_runtime, train_runs
     from ..train.flops import training_flops
     from ..train.log import ABLATION_COLUMNS, plot_ablation, summarise, table_header, table_row, write_json, write_tsv
-    from ..train.runner import header, training_compute
+    from ..train.runner import describe_compute, header
 
     replay = REPLAYS[args.recipe]
     names = [r.name for r in replay]
@@ -59,7 +59,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     dataset, data_config, data_record = load_data(args.data, args.subset, args.test_subset)
     rows = []
     for step, setup in setups:
-        setup = replace(setup, config={**setup.config, **data_config, **training_compute(setup, dataset)})
+        setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset)})
         recipe = setup.recipe
         say(f"== step {replay.index(step)}: {recipe.title}", header(setup.config))
         seeds = range(args.seed, args.seed + args.runs)
@@ -72,7 +72,7 @@ def run_ablate(args: argparse.Namespace) -> int:
         acc = summarise([r.test_acc for r in results] or [float("nan")])
         seconds = summarise([r.train_time for r in results] or [float("nan")])
         rows.append({"step": recipe.name, "epochs": recipe.epochs, "runs": len(results),
-                     "pflop": training_flops(setup.graphs.net, recipe.epochs, batch_size=recipe.batch_size) / 1e15,
+                     "pflop": training_flops(setup.graphs.net, recipe.epochs, batch_size=recipe.batch_size).total / 1e15,
                      "time_mean": seconds["mean"], "time_std": seconds["std"],
                      "acc_mean": acc["mean"], "acc_std": acc["std"], "acc_min": acc["min"], "acc_max": acc["max"],
                      "published_time": step.published_time, "published_acc": step.published_acc,

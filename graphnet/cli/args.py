@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import SpecError
 from ..graph import Graph, build
-from ..spec import load_spec
+from ..spec_source import load_spec
 
 SPEC_HELP = ("a Python file defining `net` or `build()`, module:attr (a spec or an nn.Module), a JSON spec, "
              "or torchvision:NAME (a torchvision.models network, traced)")

@@ -168,7 +168,7 @@ def load_train_data(args: argparse.Namespace, runtime) -> tuple[Any, dict[str, s
 def run_train(args: argparse.Namespace) -> int:
     from ..train import check_data, resolve_runtime, train_runs
     from ..train.distributed import process_group
-    from ..train.runner import header, training_compute
+    from ..train.runner import describe_compute, header
 
     options = replace(run_options(args), sync_bn=args.sync_bn)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
@@ -181,7 +181,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = output_folder(args, "train") if main else Path()  # rank 0 alone writes
         dataset, data_config, data_record = load_train_data(args, runtime)
         check_data(setup.recipe, dataset)
-        setup = replace(setup, config={**setup.config, **data_config, **training_compute(setup, dataset)})
+        setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset)})
         if main:
             say("graphnet train", header({**setup.config, "out": out}))
         train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data_record,

@@ -70,7 +70,7 @@ def output_folder(args: argparse.Namespace, command: str) -> Path:
 
 def build_net(spec: str, width_mult: float | None, num_classes: int | None = None):
     from ..graph import build
-    from ..spec import load_spec
+    from ..spec_source import load_spec
 
     kwargs = {k: v for k, v in (("width_mult", width_mult), ("num_classes", num_classes)) if v is not None}
     return build(load_spec(spec, **kwargs))

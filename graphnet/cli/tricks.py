@@ -54,7 +54,7 @@ def explain_pass(name: str, spec: str) -> int:
     from ..graph import build
     from ..rewrites import explain, match
     from ..rewrites.rules import pattern_str, rule_of
-    from ..spec import load_spec
+    from ..spec_source import load_spec
 
     pattern = rule_of(name).pattern
     graph = build(load_spec(spec))

@@ -14,9 +14,9 @@ import json
 from importlib.resources import files
 from typing import Iterable
 
+from ..graph import Graph
 from ..labels import shape_label
-from ..render import op_colour
-from ..view import View
+from ..view import View, op_colour, view
 
 PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
@@ -54,7 +54,9 @@ def to_html(v: View, rankdir: str = "TB", collapsed: Iterable[str] = (), title: 
                        summary=html.escape(f"{len(nodes)} nodes, {len(v.clusters)} namespaces"))
 
 
-def iframe(page: str, height: int = 600) -> str:
-    """``page`` in an iframe (its own document, so scripts and styles stay apart): for notebooks."""
+def notebook_html(graph: Graph, height: int = 600) -> str:
+    """The page for ``graph`` in an iframe (its own document, so scripts and styles stay apart):
+    what a notebook shows for a Graph (``Graph._repr_html_``)."""
+    page = to_html(view(graph))
     return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: {height}px; '
             'border: 1px solid #ddd"></iframe>')

@@ -20,7 +20,7 @@ from .checkpoint import save_checkpoint
 from .distributed import Dist
 from .environment import MEMORY_FORMATS, Options, Runtime
 from .errors import TrainError
-from .flops import forward_flops, images_seen
+from .flops import training_flops
 from .graphs import Graphs, check_batch_size, rewrite_graphs
 from .log import plot_curves, summarise, table_header, table_row, write_json, write_tsv
 from .loop import RunResult, Trainer
@@ -115,14 +115,11 @@ def describe_processes(dist: Dist, batch_size: int) -> dict[str, str]:
                          f"{dist.local_batch(batch_size)} images of the batch of {batch_size} per step"}
 
 
-def training_compute(setup: Setup, dataset: Dataset | Source) -> dict[str, str]:
-    """The header's line for the run's training FLOPs (``graphnet.train.flops``) on ``dataset``."""
-    n, _, (channels, height, width), _ = data_sizes(dataset)
-    forward = forward_flops(setup.graphs.net, (channels, height, width))
-    images = images_seen(setup.recipe.epochs, n, setup.recipe.batch_size)
-    flops = 3 * forward * images
-    total = f"{flops / 1e15:.3f} PFLOP" if flops >= 1e13 else f"{flops / 1e12:.3f} TFLOP"
-    return {"training_compute": f"{total} (3 x {forward / 1e9:.3f} GFLOP forward x {images:,} images)"}
+def describe_compute(setup: Setup, dataset: Dataset | Source) -> dict[str, str]:
+    """The header's line for the run's training FLOPs (``flops.training_flops``) on ``dataset``."""
+    n, _, shape, _ = data_sizes(dataset)
+    compute = training_flops(setup.graphs.net, setup.recipe.epochs, n, setup.recipe.batch_size, shape)
+    return {"training_compute": str(compute)}
 
 
 def _numbers(values: Sequence[float]) -> str:
