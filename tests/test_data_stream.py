@@ -9,7 +9,8 @@ from torchvision.io import encode_jpeg
 
 from graphnet.data import DataError, DeviceData, decoded_sizes, load_dataset
 from graphnet.data import stream
-from graphnet.data.stream import StreamData, device_bytes, index_source, plan
+from graphnet.data.imagefolder import index_source
+from graphnet.data.stream import StreamData, device_bytes, plan
 
 # ../shared/data beside the repository (or beside the worktrees' folder)
 CIFAR_JPEG = next((p / "shared/data/cifar10-jpeg.tar.gz" for p in Path(__file__).resolve().parents[2:4]

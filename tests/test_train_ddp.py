@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from graphnet import build, load_spec
 from graphnet.cli import main
 from graphnet.data import Dataset, load_dataset
-from graphnet.data.stream import index_source
+from graphnet.data.imagefolder import index_source
 from graphnet.train import Options, Runtime, Trainer, get_recipe, make_setup, resolve_runtime
 from graphnet.train.distributed import process_group
 from test_cli_train import SMALL, archive, cache  # noqa: F401 (fixtures)
@@ -200,7 +200,7 @@ def test_streaming_is_chosen_when_the_decoded_set_would_not_fit(red_and_blue, mo
     import argparse
 
     from graphnet.cli.train import load_train_data
-    from graphnet.data.stream import Source
+    from graphnet.data.imagefolder import Source
 
     args = argparse.Namespace(data=str(red_and_blue), subset=100, test_subset=None, stream=None)
     monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 6)

@@ -151,7 +151,8 @@ def load_train_data(args: argparse.Namespace, runtime) -> tuple[Any, dict[str, s
     note). Rank 0 loads first, so that the others read the decoded set from its cache."""
     from ..data import DataError
     from ..data.load import load_data
-    from ..data.stream import is_torchvision, streamed_source
+    from ..data.imagefolder import is_torchvision
+    from ..data.stream import streamed_source
 
     dist = runtime.dist
     with dist.main_first():

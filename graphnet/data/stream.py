@@ -1,13 +1,13 @@
 """Training data streamed from an image folder or archive, for sets too big for the device.
 
 :class:`StreamData` serves the same batches as :class:`~graphnet.data.loader.DeviceData`
-(``train_batches``, ``test_batches``, ``num_train_batches``) from an ImageFolder tree
-``train/<class>/*``, ``test/<class>/*`` (a directory, or a ``.tar``/``.tar.gz``/``.tgz``
-archive, whose encoded bytes are read into memory once). A ``torch.utils.data.DataLoader``
-with worker processes reads and decodes each batch (``torchvision.io``; on CUDA, JPEGs are
-decoded on the GPU, the workers only read bytes), with pinned memory and prefetching; a
-``DistributedSampler`` gives each rank its share. On the device each batch is normalised,
-reflect-padded, cropped, flipped and cut out with the functions the on-device path uses.
+(``train_batches``, ``test_batches``, ``num_train_batches``) from an ImageFolder
+(:mod:`graphnet.data.imagefolder`; an archive's encoded bytes are read into memory once). A
+``torch.utils.data.DataLoader`` with worker processes reads and decodes each batch
+(``torchvision.io``; on CUDA, JPEGs are decoded on the GPU, the workers only read bytes), with
+pinned memory and prefetching; a ``DistributedSampler`` gives each rank its share. On the
+device each batch is normalised, reflect-padded, cropped, flipped and cut out with the
+functions the on-device path uses.
 
 :func:`plan` decides between the two paths: the on-device path while its estimated peak
 memory fits in half of what is free on the device (on the CPU: of the RAM available).
@@ -15,11 +15,9 @@ memory fits in half of what is free on the device (on the CPU: of the RAM availa
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from . import augment
 from .loader import CIFAR10_MEAN, CIFAR10_STD
-from .sources import (ARCHIVE_SUFFIXES, SPLITS, TORCHVISION_FOLDER, DataError, _balanced_indices, _index_split,
-                      _read_archive, _Tree, _walk, decoded_sizes)
+from .errors import DataError
+from .imagefolder import SPLITS, Source, balanced_indices, image_shape, index_source, is_torchvision
+from .sources import decoded_sizes
 
 FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
 CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
@@ -52,74 +51,12 @@ def augment_batch(images: torch.Tensor, index: torch.Tensor, generator: torch.Ge
 
 # -- the source ---------------------------------------------------------------------------------
 
-class _FolderReader:
-    """The bytes of a file under ``root`` (picklable, for spawned workers)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def __call__(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
-
-
-@dataclass
-class Source:
-    """An ImageFolder tree indexed, nothing decoded: per split the files and their labels."""
-
-    where: Path
-    tree: _Tree
-    classes: list[str]
-    files: dict[str, list[str]]
-    labels: dict[str, list[int]]
-
-
-def index_source(source: str | Path) -> Source:
-    """Index an ImageFolder directory or archive (see the module doc); DataError if it is not one."""
-    where = Path(source).expanduser()
-    if not where.exists():
-        raise DataError(f"data source {where} does not exist")
-    if where.is_file() and where.name.endswith(ARCHIVE_SUFFIXES):
-        tree = _read_archive(where)
-    elif where.is_dir():
-        files, dirs = _walk(where)
-        tree = _Tree(files, dirs, _FolderReader(where))
-    else:
-        raise DataError(f"data source {where} is neither a directory nor a {'/'.join(ARCHIVE_SUFFIXES)} archive")
-    index = {split: _index_split(tree, split, where) for split in SPLITS}
-    classes = list(index["train"])
-    if classes != list(index["test"]):
-        raise DataError(f"train and test classes differ in {where}: {classes} and {list(index['test'])}")
-    files = {s: [f for c in classes for f in index[s][c]] for s in SPLITS}
-    labels = {s: [k for k, c in enumerate(classes) for _ in index[s][c]] for s in SPLITS}
-    return Source(where, tree, classes, files, labels)
-
-
-def subset_source(source: Source, train: int | None = None, test: int | None = None, seed: int = 0) -> Source:
-    """``source`` cut to ``train`` / ``test`` files per split, the same class-balanced random
-    images as :meth:`Dataset.subset <graphnet.data.Dataset.subset>` takes of the decoded set."""
-    generator = torch.Generator().manual_seed(seed)
-    files, labels = dict(source.files), dict(source.labels)
-    for split, n in (("train", train), ("test", test)):
-        picked = _balanced_indices(torch.tensor(labels[split]), len(source.classes), n, generator).tolist()
-        files[split] = [files[split][i] for i in picked]
-        labels[split] = [labels[split][i] for i in picked]
-    return dataclasses.replace(source, files=files, labels=labels)
-
-
-def image_shape(source: Source) -> tuple[int, int, int]:
-    """C×H×W of the first training image, decoded as RGB (all must have it)."""
-    from torchvision.io import ImageReadMode, decode_image
-
-    head = _Images(source, "train", None, encoded=True)[0][0]
-    return tuple(decode_image(head, mode=ImageReadMode.RGB).shape)
-
-
 class _Images(torch.utils.data.Dataset):
     """One split's ``(image, label, problem, i)``: the decoded C×H×W uint8 image, or with
     ``encoded`` its bytes as a 1-D uint8 tensor; ``problem`` a one-line error or ''."""
 
     def __init__(self, source: Source, split: str, shape: tuple[int, ...] | None, encoded: bool):
-        self.read, self.where = source.tree.read, source.where
+        self.source = source
         self.files, self.labels = source.files[split], source.labels[split]
         self.shape, self.encoded = shape, encoded
 
@@ -130,14 +67,14 @@ class _Images(torch.utils.data.Dataset):
         from torchvision.io import ImageReadMode, decode_image
 
         name = self.files[i]
-        data = torch.frombuffer(bytearray(self.read(name)), dtype=torch.uint8)
+        data = self.source.encoded(name)
         if self.encoded:
             return data, self.labels[i], "", i
         try:
             image = decode_image(data, mode=ImageReadMode.RGB)
         except RuntimeError as e:
-            return None, self.labels[i], f"cannot read image {name} in {self.where}: {e}", i
-        return image, self.labels[i], _size_problem(image, name, self.where, self.shape), i
+            return None, self.labels[i], f"cannot read image {name} in {self.source.where}: {e}", i
+        return image, self.labels[i], _size_problem(image, name, self.source.where, self.shape), i
 
 
 def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int, ...] | None) -> str:
@@ -250,7 +187,7 @@ class StreamData:
         same on every rank), normalised and unpadded, in ``dtype`` on the device: what data
         initialisers such as input whitening see (an ImageFolder is sorted by class)."""
         labels = torch.tensor(self.train.labels)
-        picked = _balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
+        picked = balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
         loader = DataLoader(Subset(self.train, picked.tolist()), 256, num_workers=self.workers, collate_fn=_collate)
         return torch.cat([images.to(self.dtype) for images, _, _ in self._prepared(loader, 0)])
 
@@ -308,13 +245,6 @@ def free_bytes(device: torch.device | str) -> int:
         return int(info["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def is_torchvision(source: str | Path) -> bool:
-    """Whether ``source`` is torchvision's CIFAR-10 (``cifar10`` or its folder), which
-    StreamData cannot read."""
-    path = Path(source)
-    return str(source) == "cifar10" or path.name == TORCHVISION_FOLDER or (path / TORCHVISION_FOLDER).is_dir()
 
 
 def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,

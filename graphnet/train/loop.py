@@ -28,8 +28,9 @@ from torch import nn
 from ..compile import compile
 from ..data import Dataset, DeviceData
 from ..data.alternating_flip import AlternatingFlip
+from ..data.imagefolder import Source
 from ..data.load import data_sizes
-from ..data.stream import Source, StreamData
+from ..data.stream import StreamData
 from ..graph import Graph
 from .bn_warmup import RunningStatsWarmup
 from .ema import EMA
