@@ -92,6 +92,14 @@ def test_a_flip_function_gets_the_images_indices_in_the_split(folder):
     assert torch.equal(images, plain.flip(-1))
 
 
+def test_batches_come_in_the_memory_format_asked_for(folder):
+    data = StreamData(folder, "cpu", workers=0, dtype=torch.bfloat16, memory_format=torch.channels_last)
+    images, _ = next(data.train_batches(8, torch.Generator().manual_seed(0), crop=16, cutout=4))
+    test_images, _, _ = next(data.test_batches(8))
+    for t in (images, test_images):
+        assert t.dtype == torch.bfloat16 and t.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_a_sample_for_data_initialisers_is_balanced_and_unpadded(folder):
     data = StreamData(folder, "cpu", workers=0, rank=1, world_size=2)
     sample = data.sample_train_images(10)
@@ -166,7 +174,7 @@ def test_cifar10_jpeg_archive_streams():
     images, labels, _ = next(data.test_batches(16))
     name = data.source.files["test"][15]
     pil = torch.from_numpy(np.asarray(Image.open(BytesIO(data.source.tree.read(name))).convert("RGB")))
-    mean, std = data.mean, data.std
+    mean, std = data.normalise.mean, data.normalise.std
     torch.testing.assert_close(images[15], (pil.permute(2, 0, 1).float() - mean) / std, atol=0.05, rtol=0)
     assert labels.tolist() == [0] * 16 and data.classes[0] == "airplane"
 

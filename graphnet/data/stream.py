@@ -17,36 +17,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from . import augment
-from .loader import CIFAR10_MEAN, CIFAR10_STD
+from .batches import CIFAR10_MEAN, CIFAR10_STD, Normalise, TrainBatches
 from .errors import DataError
 from .imagefolder import SPLITS, Source, balanced_indices, image_shape, index_source, is_torchvision
 from .sources import decoded_sizes
 
 FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
 CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
-
-
-def augment_batch(images: torch.Tensor, index: torch.Tensor, generator: torch.Generator, crop: int,
-                  flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cutout: int) -> torch.Tensor:
-    """A padded batch (the split's images ``index``) randomly cropped to ``crop`` (skipped at the
-    padded size), flipped (``flip`` as DeviceData.train_batches takes it), cut out (``cutout``
-    square, 0 for none): the on-device path's augmentation."""
-    if crop != images.shape[-1] or crop != images.shape[-2]:
-        images = augment.random_crop(images, crop, generator)
-    if callable(flip):
-        images = flip(images, index)
-    elif flip:
-        images = augment.random_flip(images, generator)
-    return augment.cutout(images, cutout, generator)
 
 
 # -- the source ---------------------------------------------------------------------------------
@@ -98,15 +82,16 @@ def _collate(samples: list[tuple[torch.Tensor | None, int, str, int]]) -> tuple[
 
 # -- the data -----------------------------------------------------------------------------------
 
-class StreamData:
+class StreamData(TrainBatches):
     """``source`` streamed to ``device`` in batches; the attributes and methods the trainer
     uses of :class:`~graphnet.data.loader.DeviceData` (which see for ``dtype``, ``mean``,
-    ``std``, ``pad``, ``channels_last``), plus:
+    ``std``, ``pad``, ``memory_format``), plus:
 
     - ``workers`` reader/decoder processes (0: in this process), ``prefetch`` batches each;
     - ``seed``: the training order (epoch ``e`` shuffles with ``seed + e``, as
       DistributedSampler does), the same on every rank; augmentation draws from the
-      generator given to :meth:`train_batches`;
+      generator given to :meth:`train_batches`, whose ``flip`` function gets the images'
+      indices in the whole training split;
     - ``rank``/``world_size``: this rank's share of each epoch (``len_train`` images, the
       same on every rank; DistributedSampler's ``drop_last``);
     - ``gpu_decode``: decode on the GPU (default: on CUDA when every file is a JPEG). Every
@@ -115,20 +100,16 @@ class StreamData:
 
     def __init__(self, source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD, pad: int = 4,
-                 channels_last: bool = False, workers: int = 2, prefetch: int = 4, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, gpu_decode: bool | None = None):
+                 memory_format: torch.memory_format = torch.contiguous_format, workers: int = 2, prefetch: int = 4,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, gpu_decode: bool | None = None):
         self.source = source if isinstance(source, Source) else index_source(source)
         self.device = torch.device(device)
         self.dtype, self.pad, self.workers, self.prefetch = dtype, pad, workers, prefetch
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format
         self.classes = self.source.classes
         self.num_classes = len(self.classes)
         self.image_shape = image_shape(self.source)
-        if not len(mean) == len(std) == self.image_shape[0]:
-            raise ValueError(f"mean and std need one value per channel ({self.image_shape[0]}), "
-                             f"got {len(mean)} and {len(std)}")
-        self.mean = torch.tensor(mean, device=self.device).view(-1, 1, 1)
-        self.std = torch.tensor(std, device=self.device).view(-1, 1, 1)
+        self.normalise = Normalise(mean, std, self.image_shape[0], self.device)
         cuda = self.device.type == "cuda"
         jpeg = all(f.lower().endswith((".jpg", ".jpeg")) for split in SPLITS for f in self.source.files[split])
         self.gpu_decode = cuda and jpeg if gpu_decode is None else gpu_decode
@@ -168,9 +149,7 @@ class StreamData:
                 raise DataError(problem)
             if isinstance(images, list):
                 images = self._decode_on_gpu(images)
-            x = images.to(self.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
-            if pad:
-                x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+            x = self.normalise(images.to(self.device, non_blocking=True), pad)
             yield x, labels.to(self.device, non_blocking=True), index
 
     def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> torch.Tensor:
@@ -195,22 +174,13 @@ class StreamData:
         """Begin a run: the training order from ``seed`` (the same on every rank), epoch 0."""
         self.sampler.seed, self.epoch = seed, 0
 
-    def num_train_batches(self, batch_size: int, drop_last: bool = True) -> int:
-        """How many batches :meth:`train_batches` yields per epoch (on every rank)."""
-        whole, rest = divmod(self.len_train, batch_size)
-        return whole + (1 if rest and not drop_last else 0)
-
-    def train_batches(self, batch_size: int, generator: torch.Generator, crop: int = 32,
-                      flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = True, cutout: int = 0,
-                      drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of this rank's ``(images, labels)``, augmented on the device as
-        DeviceData's (the order from ``seed`` and the epoch count, see the class doc); a
-        ``flip`` function gets the images' indices in the whole training split."""
+    def _epoch(self, batch_size: int, generator: torch.Generator,
+               drop_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """This rank's share of the next epoch (the order from ``seed`` and the epoch count)."""
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
         for images, labels, index in self._batches("train", batch_size, self.pad, drop_last):
-            images = augment_batch(images.to(self.dtype), index, generator, crop, flip, cutout)
-            yield images.contiguous(memory_format=self.memory_format), labels
+            yield images.to(self.dtype), labels, index
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         """The whole test set in order, unaugmented (every rank sees all of it), as DeviceData's
