@@ -8,9 +8,10 @@ import torch
 from torchvision.io import encode_jpeg
 
 from graphnet.data import DataError, DeviceData, decoded_sizes, load_dataset
-from graphnet.data import stream
+from graphnet.data import memory
 from graphnet.data.imagefolder import index_source
-from graphnet.data.stream import StreamData, device_bytes, plan
+from graphnet.data.memory import device_bytes, plan
+from graphnet.data.stream import StreamData
 
 # ../shared/data beside the repository (or beside the worktrees' folder)
 CIFAR_JPEG = next((p / "shared/data/cifar10-jpeg.tar.gz" for p in Path(__file__).resolve().parents[2:4]
@@ -158,7 +159,7 @@ def test_a_decoded_set_is_planned_from_the_cache_without_reading_the_source(fold
     def unread(source):
         raise AssertionError(f"{source} read")
 
-    monkeypatch.setattr(stream, "index_source", unread)
+    monkeypatch.setattr(memory, "index_source", unread)
     assert plan(folder, "cpu", free=10 ** 5) == before
 
 
