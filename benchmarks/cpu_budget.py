@@ -58,7 +58,7 @@ def plain_loop_images_per_s(network: torch.nn.Module, images: torch.Tensor, labe
 def main() -> None:
     from graphnet import build, compile
     from graphnet.data import DeviceData, load_dataset
-    from graphnet.spec import load_spec
+    from graphnet.spec_source import load_spec
     from graphnet.train import Options, Trainer, get_recipe, make_setup
     from graphnet.train.log import table_header, table_row
     from graphnet.train.runner import header

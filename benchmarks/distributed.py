@@ -110,17 +110,13 @@ def run_ddp(args: argparse.Namespace) -> None:
 
 def run_stream(args: argparse.Namespace) -> None:
     from graphnet.data import Dataset, DeviceData
-    from graphnet.data.sources import _balanced_indices
-    from graphnet.data.stream import StreamData, _Images, image_shape, index_source
+    from graphnet.data.imagefolder import image_shape, index_source, subset_source
+    from graphnet.data.stream import StreamData, _Images
     from graphnet.train import get_recipe, make_optimizer
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
-    source = index_source(args.source)
-    labels = torch.tensor(source.labels["train"])
-    picked = _balanced_indices(labels, len(source.classes), args.images, torch.Generator().manual_seed(0)).tolist()
-    source = dataclasses.replace(source, files={**source.files, "train": [source.files["train"][i] for i in picked]},
-                                 labels={**source.labels, "train": [source.labels["train"][i] for i in picked]})
+    source = subset_source(index_source(args.source), train=args.images)
     decoded = _Images(source, "train", image_shape(source), encoded=False)
     images = torch.stack([decoded[i][0] for i in range(len(decoded))]).permute(0, 2, 3, 1).contiguous()
     empty = images[:0]

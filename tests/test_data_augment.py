@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from graphnet.data import cutout, random_crop, random_flip
+from graphnet.data.augment import augment_batch
 
 
 def arange_images(n=64, c=2, h=6, w=7, dtype=torch.float32) -> torch.Tensor:
@@ -85,3 +86,15 @@ def test_inputs_are_not_modified_and_dtype_kept():
                 cutout(images, 2, gen(0))):
         assert out.dtype == torch.float16
     assert torch.equal(images, before)
+
+
+def test_a_training_batch_is_cropped_flipped_and_cut_out_as_asked():
+    images = torch.rand(6, 3, 12, 12) + 1  # no zeros but cutout's
+    index = torch.arange(10, 16)
+    assert torch.equal(augment_batch(images, index, gen(0), 12, False, 0), images)  # no crop at the padded size
+    seen = []
+    flipped = augment_batch(images, index, gen(0), 12, lambda x, i: seen.append(i) or x.flip(-1), 0)
+    assert torch.equal(flipped, images.flip(-1)) and torch.equal(seen[0], index)
+    out = augment_batch(images, index, gen(0), 8, True, 4)
+    assert out.shape == (6, 3, 8, 8) and ((out == 0).all(1).flatten(1).sum(1) == 16).all()
+    assert torch.equal(out, augment_batch(images, index, gen(0), 8, True, 4))

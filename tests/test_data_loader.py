@@ -88,10 +88,9 @@ def test_test_batches_in_order_in_one_shape():
     assert [len(labels) for _, labels, _ in data.test_batches(100)] == [6]  # never more than the test set
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_channels_last_and_dtype(channels_last):
-    data = DeviceData(coded_dataset(), "cpu", dtype=torch.bfloat16, channels_last=channels_last)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_channels_last_and_dtype(fmt):
+    data = DeviceData(coded_dataset(), "cpu", dtype=torch.bfloat16, memory_format=fmt)
     images, _ = next(data.train_batches(4, torch.Generator().manual_seed(0), crop=8, cutout=3))
     test_images, _, _ = list(data.test_batches(4))[-1]  # the padded batch too
     for t in (data.train_images, data.test_images, images, test_images):

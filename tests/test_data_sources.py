@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from graphnet.data import DataError, Dataset, load_dataset
+from graphnet.data import DataError, Dataset, decoded_sizes, load_dataset
 from graphnet.data import sources
+from graphnet.data.imagefolder import index_source, is_torchvision
 
 CLASSES = ["bird", "cat", "dog"]  # deliberately created out of order below
 
@@ -182,6 +183,16 @@ def test_class_sets_differ(tmp_path):
     assert "only in train ['cat']" in message and "only in test ['cow']" in message
 
 
+def test_indexing_to_stream_checks_a_tree_as_decoding_does(tmp_path):
+    data = make_tree(tmp_path / "data")
+    (data / "test" / "cat").rename(data / "test" / "cow")
+    with pytest.raises(DataError) as info:
+        index_source(data)
+    assert str(info.value) == load_error(data, tmp_path)
+    missing = tmp_path / "nope"
+    assert str(pytest.raises(DataError, index_source, missing).value) == load_error(missing, tmp_path)
+
+
 # ---------------------------------------------------------------- torchvision CIFAR-10
 
 
@@ -231,6 +242,14 @@ def test_torchvision_folder_is_loaded_without_download(tmp_path, fake_cifar10):
     load_dataset(tmp_path / "tv" / "cifar-10-batches-py", cache_dir=tmp_path / "cache")
     assert {call[0] for call in fake_cifar10.calls} == {str(tmp_path / "tv")}
     assert not any(download for _, _, download in fake_cifar10.calls)
+
+
+def test_torchvisions_cifar10_is_told_apart_from_image_folders(tmp_path):
+    (tmp_path / "tv" / "cifar-10-batches-py").mkdir(parents=True)
+    assert is_torchvision("cifar10") and is_torchvision(tmp_path / "tv")
+    assert is_torchvision(tmp_path / "tv" / "cifar-10-batches-py")
+    assert not is_torchvision(make_tree(tmp_path / "data")) and not is_torchvision(tmp_path / "nope")
+    assert decoded_sizes(tmp_path / "tv", cache_dir=tmp_path / "cache") is None
 
 
 # ---------------------------------------------------------------- subsets

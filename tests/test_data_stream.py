@@ -8,8 +8,10 @@ import torch
 from torchvision.io import encode_jpeg
 
 from graphnet.data import DataError, DeviceData, decoded_sizes, load_dataset
-from graphnet.data import stream
-from graphnet.data.stream import StreamData, device_bytes, index_source, plan
+from graphnet.data import memory
+from graphnet.data.imagefolder import index_source
+from graphnet.data.memory import device_bytes, plan
+from graphnet.data.stream import StreamData
 
 # ../shared/data beside the repository (or beside the worktrees' folder)
 CIFAR_JPEG = next((p / "shared/data/cifar10-jpeg.tar.gz" for p in Path(__file__).resolve().parents[2:4]
@@ -91,6 +93,14 @@ def test_a_flip_function_gets_the_images_indices_in_the_split(folder):
     assert torch.equal(images, plain.flip(-1))
 
 
+def test_batches_come_in_the_memory_format_asked_for(folder):
+    data = StreamData(folder, "cpu", workers=0, dtype=torch.bfloat16, memory_format=torch.channels_last)
+    images, _ = next(data.train_batches(8, torch.Generator().manual_seed(0), crop=16, cutout=4))
+    test_images, _, _ = next(data.test_batches(8))
+    for t in (images, test_images):
+        assert t.dtype == torch.bfloat16 and t.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_a_sample_for_data_initialisers_is_balanced_and_unpadded(folder):
     data = StreamData(folder, "cpu", workers=0, rank=1, world_size=2)
     sample = data.sample_train_images(10)
@@ -149,7 +159,7 @@ def test_a_decoded_set_is_planned_from_the_cache_without_reading_the_source(fold
     def unread(source):
         raise AssertionError(f"{source} read")
 
-    monkeypatch.setattr(stream, "index_source", unread)
+    monkeypatch.setattr(memory, "index_source", unread)
     assert plan(folder, "cpu", free=10 ** 5) == before
 
 
@@ -165,7 +175,7 @@ def test_cifar10_jpeg_archive_streams():
     images, labels, _ = next(data.test_batches(16))
     name = data.source.files["test"][15]
     pil = torch.from_numpy(np.asarray(Image.open(BytesIO(data.source.tree.read(name))).convert("RGB")))
-    mean, std = data.mean, data.std
+    mean, std = data.normalise.mean, data.normalise.std
     torch.testing.assert_close(images[15], (pil.permute(2, 0, 1).float() - mean) / std, atol=0.05, rtol=0)
     assert labels.tolist() == [0] * 16 and data.classes[0] == "airplane"
 

@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from graphnet import build, load_spec
 from graphnet.cli import main
 from graphnet.data import Dataset, load_dataset
-from graphnet.data.stream import index_source
+from graphnet.data.imagefolder import index_source
 from graphnet.train import Options, Runtime, Trainer, get_recipe, make_setup, resolve_runtime
 from graphnet.train.distributed import process_group
 from test_cli_train import SMALL, archive, cache  # noqa: F401 (fixtures)
@@ -125,7 +125,7 @@ def test_eval_streams_a_set_that_would_not_fit_decoded(archive, tmp_path, monkey
     def undecodable(source, *args, **kwargs):
         raise AssertionError(f"{source} decoded")
 
-    monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 6)
+    monkeypatch.setattr("graphnet.data.memory.free_bytes", lambda device: 10 ** 6)
     monkeypatch.setattr("graphnet.data.load_dataset", undecodable)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -200,16 +200,16 @@ def test_streaming_is_chosen_when_the_decoded_set_would_not_fit(red_and_blue, mo
     import argparse
 
     from graphnet.cli.train import load_train_data
-    from graphnet.data.stream import Source
+    from graphnet.data.imagefolder import Source
 
     args = argparse.Namespace(data=str(red_and_blue), subset=100, test_subset=None, stream=None)
-    monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 6)
+    monkeypatch.setattr("graphnet.data.memory.free_bytes", lambda device: 10 ** 6)
     source, config, record = load_train_data(args, Runtime())
     assert isinstance(source, Source) and len(source.files["train"]) == 100 and len(source.files["test"]) == 39
     assert config["data"] == f"{red_and_blue} (streamed)" and record["subset"] == 100
     note = capsys.readouterr().err.strip()
     assert note.startswith("graphnet train: note: data: 256 train + 100 test images of 3x32x32 need about")
     assert note.endswith("streamed from the source by DataLoader workers")
-    monkeypatch.setattr("graphnet.data.stream.free_bytes", lambda device: 10 ** 12)
+    monkeypatch.setattr("graphnet.data.memory.free_bytes", lambda device: 10 ** 12)
     dataset, _, _ = load_train_data(args, Runtime())
     assert isinstance(dataset, Dataset) and "note" not in capsys.readouterr().err

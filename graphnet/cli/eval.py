@@ -26,7 +26,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from ..data import Dataset, DeviceData
     from ..data.load import data_sizes, load_data
-    from ..data.stream import StreamData, streamed_source
+    from ..data.memory import streamed_source
+    from ..data.stream import StreamData
     from ..train import Options, TrainError, evaluate, load_checkpoint, loss_and_correct, rebuild, resolve_runtime
 
     import_modules(args)

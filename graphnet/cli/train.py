@@ -147,11 +147,12 @@ def launch_if_asked(args: argparse.Namespace, setup) -> int | None:
 def load_train_data(args: argparse.Namespace, runtime) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """``load_data``'s ``(data, config entries, record)`` for ``graphnet train``: ``data`` a
     decoded Dataset, or an indexed Source to stream (``--stream``, or when
-    :func:`~graphnet.data.stream.plan` finds that the decoded set would not fit: said in a
+    :func:`~graphnet.data.memory.plan` finds that the decoded set would not fit: said in a
     note). Rank 0 loads first, so that the others read the decoded set from its cache."""
     from ..data import DataError
+    from ..data.imagefolder import is_torchvision
     from ..data.load import load_data
-    from ..data.stream import is_torchvision, streamed_source
+    from ..data.memory import streamed_source
 
     dist = runtime.dist
     with dist.main_first():

@@ -2,12 +2,17 @@
 
 Each function draws its randomness from an explicit ``torch.Generator`` on the generator's
 device (so a seed fixes the result) and applies it on the images' device, with no per-sample
-Python loop. Outputs are new tensors; inputs are never modified.
+Python loop. Outputs are new tensors; inputs are never modified. :func:`augment_batch` is the
+training batch's augmentation, on both data paths.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+Flip = bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # see augment_batch
 
 
 def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -59,3 +64,19 @@ def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch
     in_cols = (x >= left) & (x < left + size)  # N×W
     square = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # N×1×H×W
     return images.masked_fill(square, 0)
+
+
+def augment_batch(images: torch.Tensor, index: torch.Tensor, generator: torch.Generator, crop: int, flip: Flip,
+                  cutout_size: int) -> torch.Tensor:
+    """A padded training batch (the data set's images ``index``) randomly cropped to
+    ``crop``×``crop`` (skipped when that is the padded size), flipped and cut out (a
+    ``cutout_size`` square, 0 for none). ``flip`` True flips each image with probability 1/2;
+    a function ``flip(images, index)`` (as :class:`~graphnet.data.alternating_flip.AlternatingFlip`
+    takes) flips as it chooses."""
+    if crop != images.shape[-1] or crop != images.shape[-2]:
+        images = random_crop(images, crop, generator)
+    if callable(flip):
+        images = flip(images, index)
+    elif flip:
+        images = random_flip(images, generator)
+    return cutout(images, cutout_size, generator)

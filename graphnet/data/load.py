@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .sources import DataError, Dataset
-from .stream import Source, image_shape, subset_source
+from .errors import DataError
+from .imagefolder import Source, image_shape, subset_source
+from .sources import Dataset
 
 
 def data_sizes(dataset: Dataset | Source) -> tuple[int, int, tuple[int, int, int], int]:
@@ -24,7 +25,7 @@ def load_data(source: str, subset: int | None, test_subset: int | None,
     """``(dataset, config entries, record)``: the data set cut to the subsets (a test subset in
     proportion to ``subset`` if not given), its description, and what loads the cut again (the
     source as an absolute path and as typed, the subsets). ``streamed``: the source indexed
-    (:func:`graphnet.data.stream.index_source`), to cut and stream instead of decoding it."""
+    (:func:`graphnet.data.imagefolder.index_source`), to cut and stream instead of decoding it."""
     from . import load_dataset  # the package's, looked up when called (tests replace it)
 
     start = time.perf_counter()

@@ -4,9 +4,7 @@ A source is one of:
 
 - ``"cifar10"``: torchvision's CIFAR-10, downloaded into ``<cache_dir>/cifar10``;
 - a directory holding torchvision's ``cifar-10-batches-py`` (or that folder itself);
-- an ImageFolder tree ``train/<class>/*`` and ``test/<class>/*``, as a directory or as a
-  ``.tar`` / ``.tar.gz`` / ``.tgz`` archive (read in place, never extracted). The tree may sit
-  inside one wrapping folder. Hidden files and folders (names starting with ``.``) are ignored.
+- an ImageFolder tree (:mod:`graphnet.data.imagefolder`): a directory or archive.
 """
 
 from __future__ import annotations
@@ -16,28 +14,22 @@ import io
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 import warnings
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-SPLITS = ("train", "test")
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-TORCHVISION_FOLDER = "cifar-10-batches-py"
+from .errors import DataError
+from .imagefolder import SPLITS, TORCHVISION_FOLDER, Source, balanced_indices, checked_path, index_source, \
+    is_torchvision, read_tree
+
 CACHE_FORMAT = "graphnet-decoded-v1"  # part of every cache key: change it when decoding changes
 PROGRESS_EVERY = 5000  # images between progress updates
 CACHED_TENSORS = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-class DataError(ValueError):
-    """A data source is missing, malformed or unreadable."""
 
 
 @dataclass(repr=False)
@@ -51,16 +43,13 @@ class Dataset:
     classes: list[str]
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> Dataset:
-        """A seeded random subset of ``train`` / ``test`` samples per split (None keeps the split).
-
-        Each class gets an equal share; when n is not a multiple of the class count (or a class
-        runs short) the shares differ by at most one among classes that have samples left.
-        Samples keep their original order.
-        """
+        """A seeded random subset of ``train`` / ``test`` samples per split (None keeps the
+        split), class-balanced as :func:`~graphnet.data.imagefolder.balanced_indices` draws it.
+        Samples keep their original order."""
         generator = torch.Generator().manual_seed(seed)
         num_classes = len(self.classes)
-        tr = _balanced_indices(self.train_labels, num_classes, train, generator)
-        te = _balanced_indices(self.test_labels, num_classes, test, generator)
+        tr = balanced_indices(self.train_labels, num_classes, train, generator)
+        te = balanced_indices(self.test_labels, num_classes, test, generator)
         return Dataset(
             self.train_images[tr], self.train_labels[tr],
             self.test_images[te], self.test_labels[te], list(self.classes),
@@ -72,26 +61,6 @@ class Dataset:
 
         return (f"Dataset(train={shape(self.train_images)}, test={shape(self.test_images)}, "
                 f"classes={len(self.classes)})")
-
-
-def _balanced_indices(labels: torch.Tensor, num_classes: int, n: int | None,
-                      generator: torch.Generator) -> torch.Tensor:
-    """Sorted indices of n labels drawn class-balanced at random (all indices when n is None)."""
-    if n is None:
-        return torch.arange(len(labels))
-    if not 0 <= n <= len(labels):
-        raise DataError(f"cannot take {n} samples from a split of {len(labels)}")
-    members = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
-    # Water-fill: visit classes from smallest up (ties in random order) so a short class's
-    # unused share passes to the rest; the remainder of n lands on the last, random, classes.
-    order = sorted(torch.randperm(num_classes, generator=generator).tolist(),
-                   key=lambda c: len(members[c]))
-    left, picked = n, []
-    for i, c in enumerate(order):
-        take = min(len(members[c]), left // (num_classes - i))
-        left -= take
-        picked.append(members[c][torch.randperm(len(members[c]), generator=generator)[:take]])
-    return torch.cat(picked).sort().values
 
 
 def default_cache_dir() -> Path:
@@ -110,17 +79,10 @@ def load_dataset(source: str | Path, cache_dir: str | Path | None = None,
     that keeps size and mtime goes unnoticed). ``progress`` prints a decoding counter to stderr.
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    if isinstance(source, str) and source == "cifar10":
-        return _load_torchvision(cache / "cifar10", download=True)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise DataError(f"data source {path} does not exist")
-    if path.is_dir() and (path / TORCHVISION_FOLDER).is_dir():
-        return _load_torchvision(path, download=False)
-    if path.is_dir() and path.name == TORCHVISION_FOLDER:
-        return _load_torchvision(path.parent, download=False)
-    content_hash, tree = _image_folder(path)
-    return _load_cached(_cache_entry(cache, content_hash), tree, path, progress)
+    if is_torchvision(source):
+        return _load_torchvision(source, cache)
+    where = checked_path(source)
+    return _load_cached(_cache_entry(cache, _content_hash(where)), where, progress)
 
 
 def decoded_sizes(source: str | Path, cache_dir: str | Path | None = None) -> tuple[int, int, tuple[int, ...]] | None:
@@ -128,11 +90,10 @@ def decoded_sizes(source: str | Path, cache_dir: str | Path | None = None) -> tu
     :func:`load_dataset` has decoded into ``cache_dir`` before, read from the cached arrays'
     headers; None when it has not (or ``source`` is not an existing ImageFolder tree)."""
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    path = Path(source).expanduser()
-    if not path.exists() or path.is_dir() and (path / TORCHVISION_FOLDER).is_dir():
+    if is_torchvision(source):
         return None
     try:
-        entry = _cache_entry(cache, _image_folder(path)[0])
+        entry = _cache_entry(cache, _content_hash(checked_path(source)))
         train, test = (np.load(entry / f"{split}_images.npy", mmap_mode="r").shape for split in ("train", "test"))
     except (DataError, OSError, ValueError):
         return None
@@ -140,22 +101,14 @@ def decoded_sizes(source: str | Path, cache_dir: str | Path | None = None) -> tu
     return train[0], test[0], (c, h, w)
 
 
-def _image_folder(path: Path) -> tuple[str, Callable[[], _Tree]]:
-    """An existing archive's or directory's content hash (see :func:`load_dataset`) and a function
-    that reads its tree; DataError if it is neither."""
-    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
-        return _hash_file(path), lambda: _read_archive(path)
-    if path.is_dir():
-        files, dirs = _walk(path)
-        return _hash_listing(path, files, dirs), lambda: _Tree(files, dirs, lambda rel: (path / rel).read_bytes())
-    raise DataError(f"data source {path} is neither a directory nor a "
-                    f"{'/'.join(ARCHIVE_SUFFIXES)} archive")
-
-
-def _load_torchvision(root: Path, download: bool) -> Dataset:
-    """CIFAR-10 in torchvision's python format under ``root``, downloaded there if asked."""
+def _load_torchvision(source: str | Path, cache: Path) -> Dataset:
+    """CIFAR-10 in torchvision's python format: ``"cifar10"`` downloaded into ``cache``, else
+    read from the folder that holds ``cifar-10-batches-py`` (or is it)."""
     from torchvision.datasets import CIFAR10
 
+    download = source == "cifar10"
+    path = Path(source).expanduser()
+    root = cache / "cifar10" if download else path if (path / TORCHVISION_FOLDER).is_dir() else path.parent
     try:
         train, test = (CIFAR10(root=str(root), train=t, download=download) for t in (True, False))
     except (OSError, RuntimeError) as e:
@@ -174,55 +127,16 @@ def _load_torchvision(root: Path, download: bool) -> Dataset:
     )
 
 
-# ---------------------------------------------------------------- source trees
+# ---------------------------------------------------------------- content hashes
 
 
-@dataclass
-class _Tree:
-    """The files of a source: relative posix paths, folders, and a reader of file bytes."""
-
-    files: list[str]
-    dirs: set[str]
-    read: Callable[[str], bytes]
-
-    def root(self) -> str:
-        """Where the splits sit: ``""``, or ``"<top>/"`` when all lies in one top folder."""
-        tops = {p.split("/", 1)[0] for p in [*self.files, *self.dirs]}
-        if len(tops) != 1 or tops & set(SPLITS):
-            return ""
-        return f"{tops.pop()}/"
-
-
-def _walk(root: Path) -> tuple[list[str], set[str]]:
-    """Sorted relative posix paths of the non-hidden files under ``root``, and its folders."""
-    files, dirs = [], set()
-    for parent, subdirs, names in os.walk(root):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        rel = Path(parent).relative_to(root)
-        dirs.update((rel / d).as_posix() for d in subdirs)
-        files.extend((rel / n).as_posix() for n in names if not n.startswith("."))
-    return sorted(files), dirs
-
-
-def _read_archive(path: Path) -> _Tree:
-    """All non-hidden regular files of a tar archive, read into memory in one pass."""
-    files: dict[str, bytes] = {}
-    dirs: set[str] = set()
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                parts = [p for p in PurePosixPath(member.name).parts if p != "."]
-                if not parts or any(p.startswith(".") for p in parts):
-                    continue
-                name = "/".join(parts)
-                if member.isdir():
-                    dirs.add(name)
-                elif member.isfile():
-                    files[name] = tar.extractfile(member).read()
-                    dirs.update(p.as_posix() for p in PurePosixPath(name).parents[:-1])
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"cannot read archive {path}: {e}") from e
-    return _Tree(sorted(files), dirs, files.__getitem__)
+def _content_hash(where: Path) -> str:
+    """The content hash of a :func:`~graphnet.data.imagefolder.checked_path` (see
+    :func:`load_dataset`): an archive is hashed without being read as one."""
+    if where.is_dir():
+        tree = read_tree(where)
+        return _hash_listing(where, tree.files, tree.dirs)
+    return _hash_file(where)
 
 
 def _hash_file(path: Path) -> str:
@@ -248,26 +162,6 @@ def _hash_listing(root: Path, files: list[str], dirs: set[str]) -> str:
 # ---------------------------------------------------------------- decoding
 
 
-def _index_split(tree: _Tree, split: str, where: Path) -> dict[str, list[str]]:
-    """{class: sorted files} for one split of an ImageFolder tree, classes in sorted order."""
-    folder = tree.root() + split
-    prefix = folder + "/"
-    if folder not in tree.dirs and not any(f.startswith(prefix) for f in tree.files):
-        raise DataError(f"{where} has no {folder}/ folder (expected {folder}/<class>/<image>)")
-    classes: dict[str, list[str]] = {
-        d[len(prefix):].split("/", 1)[0]: [] for d in tree.dirs if d.startswith(prefix)
-    }
-    for f in tree.files:
-        if f.startswith(prefix) and "/" in f[len(prefix):]:
-            classes[f[len(prefix):].split("/", 1)[0]].append(f)
-    if not classes:
-        raise DataError(f"{where}: {folder}/ holds no class folders")
-    for name, files in sorted(classes.items()):
-        if not files:
-            raise DataError(f"class folder {prefix}{name} in {where} holds no images")
-    return {name: sorted(classes[name]) for name in sorted(classes)}
-
-
 def _decode_image(data: bytes, name: str, where: Path) -> np.ndarray:
     """One image's bytes as an RGB uint8 H×W×3 array."""
     try:
@@ -279,38 +173,32 @@ def _decode_image(data: bytes, name: str, where: Path) -> np.ndarray:
         raise DataError(f"cannot read image {name} in {where}: {e}") from e
 
 
-def _decode_tree(tree: _Tree, where: Path, progress: bool) -> Dataset:
-    """Check an ImageFolder tree's layout and decode every image, train first, in sorted order."""
-    index = {split: _index_split(tree, split, where) for split in SPLITS}
-    classes = list(index["train"])
-    if set(classes) != set(index["test"]):
-        only_train = sorted(set(classes) - set(index["test"]))
-        only_test = sorted(set(index["test"]) - set(classes))
-        raise DataError(f"train and test classes differ in {where}: only in train {only_train}, "
-                        f"only in test {only_test}")
-    total = sum(len(files) for split in SPLITS for files in index[split].values())
+def _decode(source: Source, progress: bool) -> Dataset:
+    """Decode every image of an indexed ImageFolder, train first, in the index's order."""
+    where = source.where
+    total = sum(len(source.files[split]) for split in SPLITS)
     done, first = 0, None  # first: (name, shape) of the first image, which all must match
     arrays = []
     for split in SPLITS:
-        items = [(f, label) for label, c in enumerate(classes) for f in index[split][c]]
+        files = source.files[split]
         images = None
-        for i, (name, _) in enumerate(items):
-            array = _decode_image(tree.read(name), name, where)
+        for i, name in enumerate(files):
+            array = _decode_image(source.tree.read(name), name, where)
             if first is None:
                 first = (name, array.shape)
             elif array.shape != first[1]:
                 raise DataError(f"image {name} in {where} is {_size(array.shape)}, but "
                                 f"{first[0]} is {_size(first[1])}: all images must be one size")
             if images is None:
-                images = np.empty((len(items), *array.shape), dtype=np.uint8)
+                images = np.empty((len(files), *array.shape), dtype=np.uint8)
             images[i] = array
             done += 1
             if progress and (done % PROGRESS_EVERY == 0 or done == total):
                 print(f"\rdecoding {where}: {done}/{total} images", end="", file=sys.stderr)
-        arrays += [torch.from_numpy(images), torch.tensor([label for _, label in items])]
+        arrays += [torch.from_numpy(images), torch.tensor(source.labels[split])]
     if progress:
         print(file=sys.stderr)
-    return Dataset(*arrays, classes)
+    return Dataset(*arrays, source.classes)
 
 
 def _size(shape: tuple[int, ...]) -> str:
@@ -324,8 +212,8 @@ def _cache_entry(cache: Path, content_hash: str) -> Path:
     return cache / "decoded" / hashlib.sha256(f"{CACHE_FORMAT}\0{content_hash}".encode()).hexdigest()
 
 
-def _load_cached(entry: Path, tree: Callable[[], _Tree], where: Path, progress: bool) -> Dataset:
-    """The decoded tree from the cache ``entry``, else decoded now and written to it."""
+def _load_cached(entry: Path, where: Path, progress: bool) -> Dataset:
+    """The decoded ImageFolder ``where`` from the cache ``entry``, else decoded now and written to it."""
     if entry.is_dir():
         try:
             return _read_cache(entry)
@@ -336,7 +224,7 @@ def _load_cached(entry: Path, tree: Callable[[], _Tree], where: Path, progress: 
             if entry.exists():
                 raise DataError(f"the decode cache entry {entry} is damaged and cannot be removed: "
                                 f"delete {entry} and retry") from e
-    dataset = _decode_tree(tree(), where, progress)
+    dataset = _decode(index_source(where), progress)
     try:
         _write_cache(entry, dataset)
     except OSError as e:

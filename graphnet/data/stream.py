@@ -1,125 +1,37 @@
 """Training data streamed from an image folder or archive, for sets too big for the device.
 
 :class:`StreamData` serves the same batches as :class:`~graphnet.data.loader.DeviceData`
-(``train_batches``, ``test_batches``, ``num_train_batches``) from an ImageFolder tree
-``train/<class>/*``, ``test/<class>/*`` (a directory, or a ``.tar``/``.tar.gz``/``.tgz``
-archive, whose encoded bytes are read into memory once). A ``torch.utils.data.DataLoader``
-with worker processes reads and decodes each batch (``torchvision.io``; on CUDA, JPEGs are
-decoded on the GPU, the workers only read bytes), with pinned memory and prefetching; a
-``DistributedSampler`` gives each rank its share. On the device each batch is normalised,
-reflect-padded, cropped, flipped and cut out with the functions the on-device path uses.
-
-:func:`plan` decides between the two paths: the on-device path while its estimated peak
-memory fits in half of what is free on the device (on the CPU: of the RAM available).
+(``train_batches``, ``test_batches``, ``num_train_batches``) from an ImageFolder
+(:mod:`graphnet.data.imagefolder`; an archive's encoded bytes are read into memory once). A
+``torch.utils.data.DataLoader`` with worker processes reads and decodes each batch
+(``torchvision.io``; on CUDA, JPEGs are decoded on the GPU, the workers only read bytes), with
+pinned memory and prefetching; a ``DistributedSampler`` gives each rank its share. On the
+device each batch is normalised, reflect-padded, cropped, flipped and cut out with the
+functions the on-device path uses. :mod:`graphnet.data.memory` decides when to stream.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from . import augment
-from .loader import CIFAR10_MEAN, CIFAR10_STD
-from .sources import (ARCHIVE_SUFFIXES, SPLITS, TORCHVISION_FOLDER, DataError, _balanced_indices, _index_split,
-                      _read_archive, _Tree, _walk, decoded_sizes)
-
-FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
-CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
-
-
-def augment_batch(images: torch.Tensor, index: torch.Tensor, generator: torch.Generator, crop: int,
-                  flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cutout: int) -> torch.Tensor:
-    """A padded batch (the split's images ``index``) randomly cropped to ``crop`` (skipped at the
-    padded size), flipped (``flip`` as DeviceData.train_batches takes it), cut out (``cutout``
-    square, 0 for none): the on-device path's augmentation."""
-    if crop != images.shape[-1] or crop != images.shape[-2]:
-        images = augment.random_crop(images, crop, generator)
-    if callable(flip):
-        images = flip(images, index)
-    elif flip:
-        images = augment.random_flip(images, generator)
-    return augment.cutout(images, cutout, generator)
+from .batches import CIFAR10_MEAN, CIFAR10_STD, Normalise, TrainBatches
+from .errors import DataError
+from .imagefolder import SPLITS, Source, balanced_indices, image_shape, index_source
 
 
 # -- the source ---------------------------------------------------------------------------------
-
-class _FolderReader:
-    """The bytes of a file under ``root`` (picklable, for spawned workers)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def __call__(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
-
-
-@dataclass
-class Source:
-    """An ImageFolder tree indexed, nothing decoded: per split the files and their labels."""
-
-    where: Path
-    tree: _Tree
-    classes: list[str]
-    files: dict[str, list[str]]
-    labels: dict[str, list[int]]
-
-
-def index_source(source: str | Path) -> Source:
-    """Index an ImageFolder directory or archive (see the module doc); DataError if it is not one."""
-    where = Path(source).expanduser()
-    if not where.exists():
-        raise DataError(f"data source {where} does not exist")
-    if where.is_file() and where.name.endswith(ARCHIVE_SUFFIXES):
-        tree = _read_archive(where)
-    elif where.is_dir():
-        files, dirs = _walk(where)
-        tree = _Tree(files, dirs, _FolderReader(where))
-    else:
-        raise DataError(f"data source {where} is neither a directory nor a {'/'.join(ARCHIVE_SUFFIXES)} archive")
-    index = {split: _index_split(tree, split, where) for split in SPLITS}
-    classes = list(index["train"])
-    if classes != list(index["test"]):
-        raise DataError(f"train and test classes differ in {where}: {classes} and {list(index['test'])}")
-    files = {s: [f for c in classes for f in index[s][c]] for s in SPLITS}
-    labels = {s: [k for k, c in enumerate(classes) for _ in index[s][c]] for s in SPLITS}
-    return Source(where, tree, classes, files, labels)
-
-
-def subset_source(source: Source, train: int | None = None, test: int | None = None, seed: int = 0) -> Source:
-    """``source`` cut to ``train`` / ``test`` files per split, the same class-balanced random
-    images as :meth:`Dataset.subset <graphnet.data.Dataset.subset>` takes of the decoded set."""
-    generator = torch.Generator().manual_seed(seed)
-    files, labels = dict(source.files), dict(source.labels)
-    for split, n in (("train", train), ("test", test)):
-        picked = _balanced_indices(torch.tensor(labels[split]), len(source.classes), n, generator).tolist()
-        files[split] = [files[split][i] for i in picked]
-        labels[split] = [labels[split][i] for i in picked]
-    return dataclasses.replace(source, files=files, labels=labels)
-
-
-def image_shape(source: Source) -> tuple[int, int, int]:
-    """C×H×W of the first training image, decoded as RGB (all must have it)."""
-    from torchvision.io import ImageReadMode, decode_image
-
-    head = _Images(source, "train", None, encoded=True)[0][0]
-    return tuple(decode_image(head, mode=ImageReadMode.RGB).shape)
-
 
 class _Images(torch.utils.data.Dataset):
     """One split's ``(image, label, problem, i)``: the decoded C×H×W uint8 image, or with
     ``encoded`` its bytes as a 1-D uint8 tensor; ``problem`` a one-line error or ''."""
 
     def __init__(self, source: Source, split: str, shape: tuple[int, ...] | None, encoded: bool):
-        self.read, self.where = source.tree.read, source.where
+        self.source = source
         self.files, self.labels = source.files[split], source.labels[split]
         self.shape, self.encoded = shape, encoded
 
@@ -130,14 +42,14 @@ class _Images(torch.utils.data.Dataset):
         from torchvision.io import ImageReadMode, decode_image
 
         name = self.files[i]
-        data = torch.frombuffer(bytearray(self.read(name)), dtype=torch.uint8)
+        data = self.source.encoded(name)
         if self.encoded:
             return data, self.labels[i], "", i
         try:
             image = decode_image(data, mode=ImageReadMode.RGB)
         except RuntimeError as e:
-            return None, self.labels[i], f"cannot read image {name} in {self.where}: {e}", i
-        return image, self.labels[i], _size_problem(image, name, self.where, self.shape), i
+            return None, self.labels[i], f"cannot read image {name} in {self.source.where}: {e}", i
+        return image, self.labels[i], _size_problem(image, name, self.source.where, self.shape), i
 
 
 def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int, ...] | None) -> str:
@@ -161,15 +73,16 @@ def _collate(samples: list[tuple[torch.Tensor | None, int, str, int]]) -> tuple[
 
 # -- the data -----------------------------------------------------------------------------------
 
-class StreamData:
+class StreamData(TrainBatches):
     """``source`` streamed to ``device`` in batches; the attributes and methods the trainer
     uses of :class:`~graphnet.data.loader.DeviceData` (which see for ``dtype``, ``mean``,
-    ``std``, ``pad``, ``channels_last``), plus:
+    ``std``, ``pad``, ``memory_format``), plus:
 
     - ``workers`` reader/decoder processes (0: in this process), ``prefetch`` batches each;
     - ``seed``: the training order (epoch ``e`` shuffles with ``seed + e``, as
       DistributedSampler does), the same on every rank; augmentation draws from the
-      generator given to :meth:`train_batches`;
+      generator given to :meth:`train_batches`, whose ``flip`` function gets the images'
+      indices in the whole training split;
     - ``rank``/``world_size``: this rank's share of each epoch (``len_train`` images, the
       same on every rank; DistributedSampler's ``drop_last``);
     - ``gpu_decode``: decode on the GPU (default: on CUDA when every file is a JPEG). Every
@@ -178,20 +91,16 @@ class StreamData:
 
     def __init__(self, source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD, pad: int = 4,
-                 channels_last: bool = False, workers: int = 2, prefetch: int = 4, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, gpu_decode: bool | None = None):
+                 memory_format: torch.memory_format = torch.contiguous_format, workers: int = 2, prefetch: int = 4,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, gpu_decode: bool | None = None):
         self.source = source if isinstance(source, Source) else index_source(source)
         self.device = torch.device(device)
         self.dtype, self.pad, self.workers, self.prefetch = dtype, pad, workers, prefetch
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format
         self.classes = self.source.classes
         self.num_classes = len(self.classes)
         self.image_shape = image_shape(self.source)
-        if not len(mean) == len(std) == self.image_shape[0]:
-            raise ValueError(f"mean and std need one value per channel ({self.image_shape[0]}), "
-                             f"got {len(mean)} and {len(std)}")
-        self.mean = torch.tensor(mean, device=self.device).view(-1, 1, 1)
-        self.std = torch.tensor(std, device=self.device).view(-1, 1, 1)
+        self.normalise = Normalise(mean, std, self.image_shape[0], self.device)
         cuda = self.device.type == "cuda"
         jpeg = all(f.lower().endswith((".jpg", ".jpeg")) for split in SPLITS for f in self.source.files[split])
         self.gpu_decode = cuda and jpeg if gpu_decode is None else gpu_decode
@@ -231,9 +140,7 @@ class StreamData:
                 raise DataError(problem)
             if isinstance(images, list):
                 images = self._decode_on_gpu(images)
-            x = images.to(self.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
-            if pad:
-                x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+            x = self.normalise(images.to(self.device, non_blocking=True), pad)
             yield x, labels.to(self.device, non_blocking=True), index
 
     def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> torch.Tensor:
@@ -250,7 +157,7 @@ class StreamData:
         same on every rank), normalised and unpadded, in ``dtype`` on the device: what data
         initialisers such as input whitening see (an ImageFolder is sorted by class)."""
         labels = torch.tensor(self.train.labels)
-        picked = _balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
+        picked = balanced_indices(labels, self.num_classes, min(n, len(labels)), torch.Generator().manual_seed(seed))
         loader = DataLoader(Subset(self.train, picked.tolist()), 256, num_workers=self.workers, collate_fn=_collate)
         return torch.cat([images.to(self.dtype) for images, _, _ in self._prepared(loader, 0)])
 
@@ -258,106 +165,16 @@ class StreamData:
         """Begin a run: the training order from ``seed`` (the same on every rank), epoch 0."""
         self.sampler.seed, self.epoch = seed, 0
 
-    def num_train_batches(self, batch_size: int, drop_last: bool = True) -> int:
-        """How many batches :meth:`train_batches` yields per epoch (on every rank)."""
-        whole, rest = divmod(self.len_train, batch_size)
-        return whole + (1 if rest and not drop_last else 0)
-
-    def train_batches(self, batch_size: int, generator: torch.Generator, crop: int = 32,
-                      flip: bool | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = True, cutout: int = 0,
-                      drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of this rank's ``(images, labels)``, augmented on the device as
-        DeviceData's (the order from ``seed`` and the epoch count, see the class doc); a
-        ``flip`` function gets the images' indices in the whole training split."""
+    def _epoch(self, batch_size: int, generator: torch.Generator,
+               drop_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """This rank's share of the next epoch (the order from ``seed`` and the epoch count)."""
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
         for images, labels, index in self._batches("train", batch_size, self.pad, drop_last):
-            images = augment_batch(images.to(self.dtype), index, generator, crop, flip, cutout)
-            yield images.contiguous(memory_format=self.memory_format), labels
+            yield images.to(self.dtype), labels, index
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         """The whole test set in order, unaugmented (every rank sees all of it), as DeviceData's
         ``(images, labels, count)``; the last batch may be smaller (``count`` its size)."""
         for images, labels, _ in self._batches("test", batch_size, 0):
             yield images.to(self.dtype).contiguous(memory_format=self.memory_format), labels, len(labels)
-
-
-# -- choosing the path --------------------------------------------------------------------------
-
-def device_bytes(num_train: int, num_test: int, shape: Sequence[int], dtype: torch.dtype,
-                 pad: int = 4) -> int:
-    """An estimate of the on-device path's peak memory: its steady set (padded train and test
-    images in ``dtype``) plus, while preparing the train split, the uint8 copy and float32
-    normalised and padded temporaries."""
-    c, h, w = shape
-    padded, plain = c * (h + 2 * pad) * (w + 2 * pad), c * h * w
-    size = torch.empty((), dtype=dtype).element_size()
-    steady = (num_train * padded + num_test * plain) * size
-    temporaries = num_train * (plain * (1 + 4) + (padded * 4 if size != 4 else 0))
-    return steady + temporaries
-
-
-def free_bytes(device: torch.device | str) -> int:
-    """Free memory on a CUDA device, or the RAM available to a new process (CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def is_torchvision(source: str | Path) -> bool:
-    """Whether ``source`` is torchvision's CIFAR-10 (``cifar10`` or its folder), which
-    StreamData cannot read."""
-    path = Path(source)
-    return str(source) == "cifar10" or path.name == TORCHVISION_FOLDER or (path / TORCHVISION_FOLDER).is_dir()
-
-
-def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
-         pad: int = 4, free: int | None = None) -> tuple[bool, str]:
-    """``(stream, note)``: whether ``source`` should be streamed to ``device`` (its decoded set,
-    by :func:`device_bytes`, needs more than FREE_FRACTION of ``free``, default
-    :func:`free_bytes`), and a one-line note saying so. torchvision's CIFAR-10 (``cifar10`` or
-    its folder) is never streamed: StreamData reads ImageFolder trees only. On the CPU the
-    loader's uint8 copy of the set counts too, since it sits in the same RAM. A path is
-    sized from the decode cache when the set is there (:func:`decoded_sizes`), else indexed;
-    an indexed :class:`Source` (:func:`index_source`) saves reading an archive twice."""
-    device = torch.device(device)
-    torchvision = not isinstance(source, Source) and is_torchvision(source)
-    cached = None if torchvision or isinstance(source, Source) else decoded_sizes(source)
-    if torchvision:
-        counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
-    elif cached:
-        counts, shape = cached[:2], cached[2]
-    else:
-        indexed = source if isinstance(source, Source) else index_source(source)
-        counts, shape = (len(indexed.files["train"]), len(indexed.files["test"])), image_shape(indexed)
-    need = device_bytes(*counts, shape, dtype, pad)
-    if device.type == "cpu":
-        need += (counts[0] + counts[1]) * math.prod(shape)
-    free = free_bytes(device) if free is None else free
-    stream = not torchvision and need > FREE_FRACTION * free
-    where = "streamed from the source by DataLoader workers" if stream else "kept on the device"
-    return stream, (f"data: {counts[0]} train + {counts[1]} test images of {'x'.join(map(str, shape))} need about "
-                    f"{need / 2**30:.2f} GiB on {device.type} ({free / 2**30:.1f} GiB free): {where}")
-
-
-def streamed_source(source: str | Path, device: torch.device | str, dtype: torch.dtype = torch.float32,
-                    stream: bool | None = None) -> tuple[Source | None, str]:
-    """``(indexed, note)``: ``source`` indexed to be streamed (``stream`` True, or None and
-    :func:`plan` finds that its decoded set would not fit), else None (decode it); ``note`` is
-    the plan's line ('' when ``stream`` is given). The source is indexed at most once (decoding
-    reads it again)."""
-    if stream:
-        return index_source(source), ""
-    if stream is False or is_torchvision(source):
-        return None, ""
-    indexed = None if decoded_sizes(source) else index_source(source)  # a decoded set is sized from the cache
-    streamed, note = plan(indexed or source, device, dtype)
-    if not streamed:
-        return None, note
-    return indexed or index_source(source), note  # decoded before, on a machine with more memory

@@ -28,8 +28,9 @@ from torch import nn
 from ..compile import compile
 from ..data import Dataset, DeviceData
 from ..data.alternating_flip import AlternatingFlip
+from ..data.imagefolder import Source
 from ..data.load import data_sizes
-from ..data.stream import Source, StreamData
+from ..data.stream import StreamData
 from ..graph import Graph
 from .bn_warmup import RunningStatsWarmup
 from .ema import EMA
@@ -210,7 +211,7 @@ class Trainer:
         gpu, runtime = self.recipe.gpu_preprocessing, self.runtime
         return StreamData(self.dataset, self.device if gpu else "cpu",
                           dtype=runtime.data_dtype if gpu else torch.float32, pad=self._pad(),
-                          channels_last=gpu and runtime.memory_format == torch.channels_last,
+                          memory_format=runtime.memory_format if gpu else torch.contiguous_format,
                           workers=self.options.workers, rank=self.dist.rank, world_size=self.dist.world_size)
 
     def _warm_up(self) -> None:
@@ -266,7 +267,7 @@ class Trainer:
         shard = self.dist.shard_dataset(self.dataset)
         if self.recipe.gpu_preprocessing:
             return DeviceData(shard, self.device, dtype=self.runtime.data_dtype, pad=self._pad(),
-                              channels_last=self.runtime.memory_format == torch.channels_last)
+                              memory_format=self.runtime.memory_format)
         return DeviceData(shard, "cpu", pad=self._pad())
 
     def _pad(self) -> int:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..data import Dataset
+from ..data.imagefolder import Source
 from ..data.load import data_sizes
-from ..data.stream import Source
 from ..graph import Graph
 from .checkpoint import save_checkpoint
 from .distributed import Dist
