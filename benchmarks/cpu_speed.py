@@ -37,7 +37,7 @@ def random_dataset(n_train: int, n_test: int, size: int = 32, classes: int = 10,
 def seconds_per_step(recipe_name: str, precision: str, memory_format: str, steps: int) -> float:
     """Seconds per training step of ``recipe_name`` (second epoch of ``steps`` steps)."""
     from graphnet import build
-    from graphnet.spec import load_spec
+    from graphnet.spec_source import load_spec
     from graphnet.train import Options, Trainer, get_recipe, make_setup
 
     recipe = get_recipe(recipe_name).with_epochs(2)
