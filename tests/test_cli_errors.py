@@ -44,7 +44,7 @@ def spec_file(tmp_path, name, text):
 
 @pytest.mark.parametrize("argv, message", [
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--device", "cpu", "--precision", "bf16"], "bf16 needs CUDA"),
+    (["--device", "cpu", "--precision", "fp16"], "fp16 needs CUDA"),
     (["--batch-size", "40"], "batch size 40 does not split into the 16 ghost batches"),
     (["--recipe", "ema", "--batch-size", "24"], "use a multiple of 16"),
     (["graphnet.zoo.resnet9:build", "--rewrite", "nope"], "nope"),

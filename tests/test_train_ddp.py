@@ -46,7 +46,7 @@ def tiny_dataset() -> Dataset:
     return Dataset(*coloured_images(IMAGES, 0), *coloured_images(20, 1), [f"c{i}" for i in range(10)])
 
 
-OPTIONS = Options(device="cpu", sync_bn=True, augment=False, progress=False)
+OPTIONS = Options(device="cpu", precision="fp32", sync_bn=True, augment=False, progress=False)  # exact comparisons
 
 
 def run(name="ema", epochs=3, runtime=None):

@@ -48,7 +48,7 @@ def run_eval(args: argparse.Namespace) -> int:
         d = dataset
         test = DeviceData(Dataset(d.train_images[:0], d.train_labels[:0], d.test_images, d.test_labels, d.classes),
                           device)
-    fn = loss_and_correct(eval_net, loss_net.to(device))
+    fn = loss_and_correct(eval_net, loss_net.to(device), device)
     loss, acc, seconds = evaluate(fn, test.test_batches(args.batch_size), device)
     last = checkpoint["log"][-1] if checkpoint["log"] else {}
     logged = last.get("tta_acc", last.get("test_acc", float("nan")))

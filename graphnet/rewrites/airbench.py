@@ -177,9 +177,10 @@ def translate_views_fn(x: torch.Tensor, *, shift: int = 1) -> torch.Tensor:
 
 
 def weighted_views_fn(x: torch.Tensor, *, weights: tuple[float, ...] = (0.5, 0.25, 0.25)) -> torch.Tensor:
-    """Split the batch into ``len(weights)`` equal chunks (views) and return their weighted sum."""
-    views = x.reshape(len(weights), x.shape[0] // len(weights), *x.shape[1:])
-    w = torch.tensor(weights, dtype=x.dtype, device=x.device).reshape(-1, *[1] * (x.dim()))
+    """Split the batch into ``len(weights)`` equal chunks (views) and return their weighted sum,
+    in fp32 (as ``mean_halves``)."""
+    views = x.float().reshape(len(weights), x.shape[0] // len(weights), *x.shape[1:])
+    w = torch.tensor(weights, dtype=views.dtype, device=x.device).reshape(-1, *[1] * (x.dim()))
     return (views * w).sum(0)
 
 

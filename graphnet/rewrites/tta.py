@@ -10,8 +10,10 @@ from .registry import no_match, register_pass
 
 
 def mean_halves_fn(x: torch.Tensor) -> torch.Tensor:
-    """The mean of the first and second halves of the batch."""
+    """The mean of the first and second halves of the batch, in fp32 (under autocast the views'
+    logits come in bf16, whose 8-bit mantissa would round the mean)."""
     n = x.shape[0] // 2
+    x = x.float()
     return (x[:n] + x[n:]) * 0.5
 
 

@@ -3,8 +3,9 @@
 that the trainer, its data, the header and the checkpoint read.
 
 Every option is checked here, before any data loads: the device (``auto`` is CUDA if available;
-a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA, fp32
-elsewhere) and the memory format (``auto`` is channels_last on CUDA, contiguous elsewhere).
+a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA and on a
+CPU that computes bf16 natively, fp32 elsewhere: :func:`native_bf16`) and the memory format
+(``auto`` is channels_last: the faster layout on CUDA and on the CPU, benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Options:
 @dataclass(frozen=True)
 class Runtime:
     """This process's resolved options: its place among the processes and its device
-    (``dist``), the precision (fp32 | bf16: autocast | fp16: Page's fp16 weights, batch norms
-    in fp32), the memory format of images and weights, the weights' ``dtype``, the
+    (``dist``), the precision (fp32 | bf16: autocast on the device | fp16, CUDA only: Page's
+    fp16 weights, batch norms in fp32), the memory format of images and weights, the weights' ``dtype``, the
     ``data_dtype`` the data set is kept in on the device, and the ``autocast`` dtype (None: no
     autocast)."""
 
@@ -73,19 +74,27 @@ def data_dtype(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16), as torch reports
+    it: then bf16 convolutions and matmuls run about twice as fast as fp32 (benchmarks/README.md);
+    elsewhere torch emulates them, slower than fp32."""
+    return any(getattr(torch.cpu, name, lambda: False)()
+               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
 def _precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise TrainError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if device.type != "cuda" and precision != "fp32":
-        raise TrainError(f"precision {precision} needs CUDA; on {device.type} training runs in fp32")
+        return "bf16" if device.type == "cuda" or native_bf16() else "fp32"
+    if device.type != "cuda" and precision == "fp16":
+        raise TrainError(f"precision fp16 needs CUDA; on {device.type} use bf16 or fp32")
     return precision
 
 
 def _memory_format(name: str, device: torch.device) -> torch.memory_format:
     if name == "auto":
-        name = "channels_last" if device.type == "cuda" else "contiguous"
+        name = "channels_last"
     if name not in MEMORY_FORMATS:
         raise TrainError(f"memory format must be one of auto, {', '.join(MEMORY_FORMATS)}, not {name!r}")
     return MEMORY_FORMATS[name]

@@ -19,16 +19,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """CUDA autocast to ``dtype``; None: none."""
-    return torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext()
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device`` (CUDA or CPU); None: none."""
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
-def loss_and_correct(network: nn.Module, loss_net: nn.Module, autocast_dtype: torch.dtype | None = None):
+def loss_and_correct(network: nn.Module, loss_net: nn.Module, device: torch.device,
+                     autocast_dtype: torch.dtype | None = None):
     """``f(images, labels) -> (loss, correct)``, per sample (N floats, N bools; no sync);
-    the network's forward under :func:`autocast` to ``autocast_dtype``."""
+    the network's forward under :func:`autocast` to ``autocast_dtype`` on ``device``."""
     def f(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast(autocast_dtype):
+        with autocast(device, autocast_dtype):
             logits = network(images)
         logits = logits.float()
         return loss_net(logits, labels), logits.argmax(1) == labels

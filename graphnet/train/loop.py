@@ -172,7 +172,7 @@ class Trainer:
         self.ema = EMA(self.net, **recipe.ema) if recipe.ema and self.dist.is_main else None
         self.evaluated = self.ema.network if self.ema else self.net
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
-        fns = [loss_and_correct(net, self.loss_net, runtime.autocast)
+        fns = [loss_and_correct(net, self.loss_net, self.device, runtime.autocast)
                for net in (self.model, self.evaluated, self.eval_net)]
         if options.compile:
             fns = [torch.compile(_own_code(fn)) for fn in fns]
@@ -221,7 +221,7 @@ class Trainer:
                         dtype=runtime.data_dtype).contiguous(memory_format=runtime.memory_format)
         y = torch.randint(self.num_classes, (bs,), device=self.device)
         with torch.no_grad():  # the networks' checked first calls, in eager mode, so that a shape
-            with autocast(runtime.autocast):
+            with autocast(self.device, runtime.autocast):
                 logits = self.net.eval()(x)  # error names its node (torch.compile skips the check)
                 self.eval_net.eval()(x)
             self.loss_net(logits.float(), y)
