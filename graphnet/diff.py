@@ -61,7 +61,7 @@ class GraphDiff:
         """The node as it is in ``b``, or in ``a`` where it was removed."""
         return self.b[path] if path in self.b else self.a[path]
 
-    def describe(self, path: str) -> list[str]:
+    def change_lines(self, path: str) -> list[str]:
         """The node's changes as short lines: ``relu → celu(0.075)``, ``num_splits=16``, ``inputs: conv → pool``."""
         changes = self.changed.get(path, ())
         op = next((c for c in changes if c.kind == "op"), None)
@@ -94,7 +94,7 @@ class GraphDiff:
             status = self.status(path)
             if status == "same":
                 continue
-            text = "; ".join(self.describe(path)) if status == "changed" else op_label(self.node(path))
+            text = "; ".join(self.change_lines(path)) if status == "changed" else op_label(self.node(path))
             lines.append(f"{'+-~'['added removed changed'.split().index(status)]} {path.ljust(width)}  {text}")
         lines.append(f"{len(self.changed)} changed, {len(self.added)} added, {len(self.removed)} removed, "
                      f"{len(self.unchanged)} unchanged")

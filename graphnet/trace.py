@@ -284,7 +284,7 @@ def _caller(node: fx.Node, exclude: str | None = None) -> str:
     return stack[-1] if stack else ""
 
 
-def _describe(node: fx.Node) -> str:
+def _call_text(node: fx.Node) -> str:
     target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
     return {"call_method": f"the method .{target}()", "get_attr": f"the attribute {target}"}.get(
         node.op, f"the call {target}()")
@@ -320,7 +320,7 @@ def _convert(root: nn.Module, code: fx.Graph) -> Graph:
         if n.op == "placeholder":
             names[n] = inputs[placeholders.index(n)]
         elif n.op == "get_attr":
-            untraceable.setdefault(n.target.rpartition(".")[0], _describe(n))
+            untraceable.setdefault(n.target.rpartition(".")[0], _call_text(n))
             names[n] = None
         elif n.op == "call_module":
             m = root.get_submodule(n.target)
@@ -345,7 +345,7 @@ def _convert(root: nn.Module, code: fx.Graph) -> Graph:
             values = _bind(call, n.args, dict(n.kwargs)) if call is not None else None
             made = _call_node(call, values, names) if values is not None else None
             if made is None:
-                untraceable.setdefault(_caller(n), _describe(n))
+                untraceable.setdefault(_caller(n), _call_text(n))
                 names[n] = None
                 continue
             op, params, refs = made

@@ -108,7 +108,7 @@ def view(source: Graph | GraphDiff, summary: Summary | Sequence[Summary] | None 
         d = source
         nodes = {p: d.node(p) for p in d.order}
         status = {p: d.status(p) for p in d.order}
-        changes = {p: d.describe(p) for p in d.changed}
+        changes = {p: d.change_lines(p) for p in d.changed}
         op_changed = {p for p, cs in d.changed.items() if any(c.kind == "op" for c in cs)}
         changed_attrs = {p: {c.name for c in cs if c.kind == "attr"} for p, cs in d.changed.items()}
         inputs = list(dict.fromkeys((*d.b.inputs, *d.a.inputs)))

@@ -14,8 +14,8 @@ def test_celu_ghost_bn_changes_exactly_the_activations_and_norms(resnet9_spec):
     assert sorted(d.changed) == sorted(ACTS + NORMS)
     assert d.added == d.removed == () and len(d.unchanged) == len(a) - 16
     assert d.changed["prep/relu"] == (Change("op", "", "relu", "celu"), Change("param", "alpha", MISSING, 0.075))
-    assert d.describe("prep/relu") == ["relu → celu(0.075)"]
-    assert d.describe("layer2/bn") == ["batch_norm → ghost_batch_norm(num_splits=16)"]
+    assert d.change_lines("prep/relu") == ["relu → celu(0.075)"]
+    assert d.change_lines("layer2/bn") == ["batch_norm → ghost_batch_norm(num_splits=16)"]
     assert d.status("prep/relu") == "changed" and d.status("prep/conv") == "same"
     log = str(d).splitlines()
     assert log[0].split() == ["~", "prep/bn", "batch_norm", "→", "ghost_batch_norm(num_splits=16)"]
@@ -27,9 +27,9 @@ def test_added_removed_inputs_attrs_params(resnet9_spec):
     b = graphnet.rewrite(a, ["whiten_input", "freeze_bn_scale"])
     d = diff(a, b)
     assert d.added == ("prep/whiten",) and d.removed == ()
-    assert d.describe("prep/conv") == ["c_in 3 → 27", "kernel_size=1", "inputs: input → whiten"]
-    assert d.describe("prep/bn") == ["weight_init=1", "frozen weight", "lr_mult bias=64", "wd_mult bias=0.015625"]
-    assert d.describe("logits") == ["weight 0.125 → 0.0625"]
+    assert d.change_lines("prep/conv") == ["c_in 3 → 27", "kernel_size=1", "inputs: input → whiten"]
+    assert d.change_lines("prep/bn") == ["weight_init=1", "frozen weight", "lr_mult bias=64", "wd_mult bias=0.015625"]
+    assert d.change_lines("logits") == ["weight 0.125 → 0.0625"]
     back = diff(b, a)  # the other way round: the whitening conv is removed, placed where it was
     assert back.removed == ("prep/whiten",) and back.added == ()
     assert back.order[:2] == ("prep/whiten", "prep/conv")
