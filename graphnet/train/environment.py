@@ -3,9 +3,10 @@
 that the trainer, its data, the header and the checkpoint read.
 
 Every option is checked here, before any data loads: the device (``auto`` is CUDA if available;
-a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA and on a
-CPU that computes bf16 natively, fp32 elsewhere: :func:`native_bf16`) and the memory format
-(``auto`` is channels_last: the faster layout on CUDA and on the CPU, benchmarks/README.md).
+a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA, fp32
+elsewhere: bf16 autocast runs but measured slower than fp32 on a 2-core AVX512-BF16 CPU,
+benchmarks/README.md) and the memory format (``auto`` is channels_last on CUDA, contiguous
+elsewhere).
 """
 
 from __future__ import annotations
@@ -74,19 +75,11 @@ def data_dtype(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
-def native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16), as torch reports
-    it: then bf16 convolutions and matmuls run about twice as fast as fp32 (benchmarks/README.md);
-    elsewhere torch emulates them, slower than fp32."""
-    return any(getattr(torch.cpu, name, lambda: False)()
-               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-
-
 def _precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise TrainError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
-        return "bf16" if device.type == "cuda" or native_bf16() else "fp32"
+        return "bf16" if device.type == "cuda" else "fp32"
     if device.type != "cuda" and precision == "fp16":
         raise TrainError(f"precision fp16 needs CUDA; on {device.type} use bf16 or fp32")
     return precision
@@ -94,7 +87,7 @@ def _precision(precision: str, device: torch.device) -> str:
 
 def _memory_format(name: str, device: torch.device) -> torch.memory_format:
     if name == "auto":
-        name = "channels_last"
+        name = "channels_last" if device.type == "cuda" else "contiguous"
     if name not in MEMORY_FORMATS:
         raise TrainError(f"memory format must be one of auto, {', '.join(MEMORY_FORMATS)}, not {name!r}")
     return MEMORY_FORMATS[name]
