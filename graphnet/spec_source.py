@@ -1,7 +1,7 @@
 """``load_spec(source)``: a spec from where the command line and the API name one.
 
 A source is a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, a JSON
-file, or ``torchvision:NAME``. A source that gives an ``nn.Module`` is traced by
+file, ``torchvision:NAME`` or ``timm:NAME`` (random weights; timm is the extra ``graphnet[timm]``). A source that gives an ``nn.Module`` is traced by
 ``graphnet.trace.from_module``, so this module sits above the tracer (the spec language below
 both knows nothing of either).
 """
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .errors import SpecError
@@ -24,9 +25,11 @@ from .trace import from_module
 
 
 def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
-    """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, JSON, or
+    """A spec from a Python file (its ``build(**build_kwargs)`` or ``net``), ``module:attr``, JSON,
     ``torchvision:NAME`` (the ``torchvision.models`` builder, random weights, ``build_kwargs`` such
-    as ``num_classes`` passed on).
+    as ``num_classes`` passed on) or ``timm:NAME`` (``timm.create_model``, random weights, offline).
+    A torchvision or timm network is traced on a random example input of its size (224x224 for
+    torchvision, timm's ``input_size``), which gives the sizes where its ``forward`` reads shapes.
 
     A Python file runs as a script would, with its folder importable (a spec file may import
     its neighbours); a JSON file never executes code. Where the source gives an ``nn.Module``
@@ -35,7 +38,11 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
     """
     source = str(source)
     if source.startswith("torchvision:"):
-        return _traced(_torchvision_model(source.partition(":")[2], build_kwargs))
+        size = build_kwargs.get("image_size", 224)  # every torchvision classifier takes 224x224 (vit: its image_size)
+        return _traced(_torchvision_model(source.partition(":")[2], build_kwargs), torch.randn(1, 3, size, size))
+    if source.startswith("timm:"):
+        model = _timm_model(source.partition(":")[2], build_kwargs)
+        return _traced(model, torch.randn(1, *model.pretrained_cfg.get("input_size", (3, 224, 224))))
     if source.endswith(".json"):
         path = Path(source)
         if build_kwargs:
@@ -90,14 +97,15 @@ def load_spec(source: str | Path, **build_kwargs: Any) -> dict:
                                 f"({', '.join(sorted(build_kwargs))})")
             return _traced(value)
         return _traced(_call_build(value, source, build_kwargs, None))
-    raise SpecError(f"spec {source!r} is neither a .py file, a .json file, module:attr nor torchvision:NAME")
+    raise SpecError(f"spec {source!r} is neither a .py file, a .json file, module:attr, torchvision:NAME nor timm:NAME")
 
 
-def _traced(value: Any) -> Any:
-    """``value``, or the spec that ``from_module`` traces from it if it is an ``nn.Module``."""
+def _traced(value: Any, example_input: torch.Tensor | None = None) -> Any:
+    """``value``, or the spec that ``from_module`` traces from it (on ``example_input``, where shapes are
+    read) if it is an ``nn.Module``."""
     if not isinstance(value, nn.Module):
         return value
-    return from_module(value).to_spec()
+    return from_module(value, example_input).to_spec()
 
 
 def _torchvision_model(name: str, build_kwargs: dict) -> Any:
@@ -111,6 +119,21 @@ def _torchvision_model(name: str, build_kwargs: dict) -> Any:
         return torchvision.models.get_model(name, weights=None, **build_kwargs)
     except (TypeError, ValueError) as e:
         raise SpecError(f"torchvision:{name} cannot take {build_kwargs}: {e}") from None
+
+
+def _timm_model(name: str, build_kwargs: dict) -> Any:
+    """``timm.create_model(name, pretrained=False, **build_kwargs)`` (offline), its errors as one-line SpecErrors."""
+    try:
+        import timm
+    except ModuleNotFoundError:
+        raise SpecError(f"timm:{name} needs timm: pip install 'graphnet[timm]'") from None
+    if name not in timm.list_models():
+        near = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise SpecError(f"timm has no model {name!r}" + (f"; did you mean {', '.join(near)}?" if near else ""))
+    try:
+        return timm.create_model(name, pretrained=False, **build_kwargs)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"timm:{name} cannot take {build_kwargs}: {e}") from None
 
 
 def _where(error: BaseException, path: Path | None) -> str:

@@ -337,7 +337,7 @@ def _call_text(node: fx.Node) -> str:
 
 
 def _after_untraceable(node: fx.Node, names: dict[fx.Node, str | None]) -> bool:
-    """Whether ``node`` reads a value that has no node (so only its cause is reported); it then has none either."""
+    """Whether ``node`` reads an item that has no node (the weights of an attention); it then has none either."""
     if any(names.get(a, "") is None for a in node.all_input_nodes):
         names[node] = None
         return True
@@ -354,7 +354,7 @@ class _Tensor:
 @dataclass(frozen=True)
 class _Known:
     """A value computed from tensor shapes alone (``x.shape[0]``, ``h // p``), which has no node:
-    its values at batch sizes 1 and 2."""
+    its values at batch sizes 2 and 4."""
 
     one: Any
     two: Any
@@ -369,6 +369,10 @@ class _Parts:
 
 
 _SHAPE_READS = {getattr, "size", "dim"}
+_UNSET = (_Known(None, None), _Known(False, False))
+# The stand-in path of a call with no op: its users are converted on, so that one trace finds every
+# module to make a leaf, and the graph is not made.
+_UNTRACED = "<untraced>"
 _RESHAPES = {"view", "reshape", torch.reshape}
 
 
@@ -387,9 +391,10 @@ class _Recorder(fx.Interpreter):
 
 
 def _values(root: nn.Module, code: fx.Graph, example_input: torch.Tensor) -> dict[fx.Node, tuple[Any, Any]]:
-    """Each node's value in an eval-mode run on ``example_input``'s first image, and on it twice (batch 2)."""
+    """Each node's value in an eval-mode run on ``example_input``'s first image twice (batch 2) and four
+    times (batch 4; a norm fixed in train mode by the trace needs more than one value a channel)."""
     module = fx.GraphModule(root, code)
-    one = example_input[:1]
+    one = torch.cat([example_input[:1]] * 2)
     was_training = root.training
     root.eval()
     runs = []
@@ -454,11 +459,11 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
     """The Graph of a traced module; raises _Untraceable naming the modules to make leaves. Values computed
     from shapes have no nodes: they are known from a run on ``example_input`` where the trace reads shapes."""
     taken = {name.replace(".", SEP) for name, _ in root.named_modules() if name}
-    names: dict[fx.Node, Any] = {}  # a path; a _Known or _Parts; None: the value of a call with no node
+    names: dict[fx.Node, Any] = {}  # a path (or _UNTRACED); a _Known or _Parts; None: an item with no node
     nodes: list[Node] = []
     untraceable: dict[str, str] = {}
     called: dict[str, int] = {}
-    placeholders = [n for n in code.nodes if n.op == "placeholder"]
+    placeholders = [n for n in code.nodes if n.op == "placeholder" and not n.args]  # the rest have defaults
     inputs = ("input",) if len(placeholders) == 1 else tuple(n.target for n in placeholders)
     reads_shapes = any(n.target in _SHAPE_READS or n.target in _RESHAPES or n.target == "expand" for n in code.nodes
                        if n.op in ("call_function", "call_method"))
@@ -508,7 +513,7 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
 
     for n in code.nodes:
         if n.op == "placeholder":
-            names[n] = inputs[placeholders.index(n)]
+            names[n] = inputs[placeholders.index(n)] if n in placeholders else _Known(n.args[0], n.args[0])
         elif n.op == "get_attr":
             path, made = n.target.replace(".", SEP), _stored(root, n.target)
             if path in called:
@@ -516,7 +521,7 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
             elif made is None:
                 untraceable.setdefault(_caller(n) if n.meta.get("nn_module_stack") else n.target.rpartition(".")[0],
                                        _call_text(n))
-                names[n] = None
+                names[n] = _UNTRACED
             else:
                 names[n] = add(unique(path, own=True), *made, ())
         elif n.op == "call_module":
@@ -526,9 +531,11 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
             path = n.target.replace(".", SEP)
             attention = isinstance(m, nn.MultiheadAttention) and len(set(n.args)) == 1 and len(n.args) == 3 and \
                 all(v is False if k == "need_weights" else v is None for k, v in n.kwargs.items())
-            if not attention and (n.kwargs or not all(isinstance(a, fx.Node) for a in n.args)):
+            unset = [k for k, v in n.kwargs.items()  # keyword args left at None or False (an unused mask)
+                     if v is None or v is False or isinstance(v, fx.Node) and names.get(v) in _UNSET]
+            if not attention and (n.kwargs.keys() - unset or not all(isinstance(a, fx.Node) for a in n.args)):
                 untraceable.setdefault(_caller(n, exclude=n.target), f"a call of {n.target} with non-tensor args")
-                names[n] = None
+                names[n] = _UNTRACED
                 continue
             if path in called and (next(m.parameters(), None) is not None or next(m.buffers(), None) is not None):
                 raise SpecError(f"from_module: module {n.target} has weights and is called twice; graphnet "
@@ -536,7 +543,7 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
             op, params = _module_node(m)
             if attention and op != "self_attention":
                 untraceable.setdefault(_caller(n, exclude=n.target), f"the attention {n.target}")
-                names[n] = None
+                names[n] = _UNTRACED
                 continue
             path = add(unique(path, own=True), op, params, (names[n.args[0]],) if attention else
                        tuple(names[a] for a in n.args))
@@ -560,7 +567,7 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
             if made is None:
                 why = " (a shape read: pass example_input to from_module)" if n.target in _SHAPE_READS else ""
                 untraceable.setdefault(_caller(n), _call_text(n) + why)
-                names[n] = None
+                names[n] = _UNTRACED
                 continue
             op, params, refs = made
             names[n] = add(unique(join(_caller(n).replace(".", SEP), op), own=False), op, params, refs)

@@ -56,7 +56,7 @@ OWN_OPS = {"conv", "batch_norm", "linear", "relu", "relu6", "silu", "sigmoid", "
            "adaptive_avg_pool", "add", "product", "concat", "flatten", "dropout", "mul", "layer_norm", "parameter",
            "buffer", "mean", "reshape", "permute", "transpose", "chunk", "channel_shuffle", "index", "expand_batch",
            "self_attention", "window_attention", "relative_position_bias", "patch_merging_pad", "softmax", "einsum",
-           "unsqueeze", "matmul", "sub"}
+           "unsqueeze", "matmul", "sub", "identity", "tanh"}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -123,14 +123,14 @@ class Shuffle(nn.Module):
 
 
 class Opaque(nn.Module):
-    """A constructor param that is not kept: the node holds the instance."""
+    """Untraceable, with a constructor param that is not kept: the node holds the instance."""
 
     def __init__(self, n: int):
         super().__init__()
         self.w = nn.Parameter(torch.randn(n))
 
     def forward(self, x):
-        return x * self.w[:, None, None]
+        return x * self.w[:, None, None] if x.sum() > 0 else x
 
 
 class Custom(nn.Module):
@@ -159,21 +159,30 @@ def test_other_modules_become_class_ops_or_instances():
     assert ops["scale/mul"] == ("mul", {"weight": 0.5})  # traced through: x * self.factor
     assert ops["shuffle"] == (f"{__name__}.Shuffle", {})  # untraceable: a leaf, its class an op
     assert ops["opaque"][0] == "instance"  # its param n is no attribute: the instance is held
-    assert ops["norm"] == ("torch.nn.modules.normalization.LayerNorm", {"normalized_shape": (4, 8, 8)})
+    assert ops["norm"] == ("layer_norm", {"normalized_shape": (4, 8, 8)})
     assert [o for o, _ in ops.values()] == ["conv", "mul", f"{__name__}.Shuffle", "instance", "mul", "relu",
-                                            "add", "torch.nn.modules.normalization.LayerNorm", "mean"]
+                                            "add", "layer_norm", "mean"]
     net = graphnet.compile(graph)
     net.load_state_dict(module.state_dict())
     assert torch.allclose(net(x), module(x), atol=1e-6)
 
 
 def test_what_cannot_be_a_graph_is_a_spec_error():
-    class TopPermute(nn.Module):
+    class TopCumsum(nn.Module):
         def forward(self, x):
-            return x.permute(0, 2, 3, 1)
+            return x.cumsum(1)
 
-    with pytest.raises(graphnet.SpecError, match=r"no op for the top module: the method \.permute\(\)"):
-        graphnet.from_module(TopPermute())
+    with pytest.raises(graphnet.SpecError, match=r"no op for the top module: the method \.cumsum\(\)"):
+        graphnet.from_module(TopCumsum())
+
+    class TopShape(nn.Module):
+        def forward(self, x):
+            return x.reshape(x.shape[0], -1)
+
+    with pytest.raises(graphnet.SpecError, match=r"the call getattr\(\) \(a shape read: pass example_input"):
+        graphnet.from_module(TopShape())
+    graph = graphnet.from_module(TopShape(), example_input=torch.randn(2, 3, 4, 4))
+    assert [(n.op, dict(n.params)) for n in graph.nodes] == [("reshape", {"shape": (-1, 48)})]
 
     class Shared(nn.Module):
         def __init__(self):

@@ -13,7 +13,7 @@ from ..graph import Graph, build
 from ..spec_source import load_spec
 
 SPEC_HELP = ("a Python file defining `net` or `build()`, module:attr (a spec or an nn.Module), a JSON spec, "
-             "or torchvision:NAME (a torchvision.models network, traced)")
+             "torchvision:NAME or timm:NAME (a torchvision.models or timm network, traced)")
 
 
 def positive_int(text: str) -> int:
@@ -114,7 +114,7 @@ def add_spec_source_arguments(parser: argparse.ArgumentParser, num_classes: bool
     """``--import MODULE`` (repeatable) and, with ``num_classes``, ``--num-classes N``."""
     if num_classes:
         parser.add_argument("--num-classes", type=positive_int, metavar="N",
-                            help="passed to the spec's build(num_classes=N) or the torchvision builder")
+                            help="passed to the spec's build(num_classes=N) or the torchvision or timm builder")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import MODULE first, to register the ops a JSON spec or checkpoint uses (repeatable; "
                              "loading a spec never imports on its own)")
