@@ -13,6 +13,7 @@ from torch import nn
 import graphnet
 from graphnet.cli import main
 from graphnet.spec_source import load_spec
+from graphnet.trace import max_difference
 
 # model -> (builder kwargs, input size, node count, ops that are not graphnet's own): a network of each family
 MODELS = {
@@ -69,15 +70,7 @@ def test_torchvision_model_computes_the_same(name, tmp_path, traced):
     assert set(net.state_dict()) == set(module.state_dict())
     net.load_state_dict(module.state_dict())
     x = torch.randn(2, 3, size, size)
-    for training in (False, True):  # train mode: batch statistics, and dropout with the same seed
-        module.train(training)
-        net.train(training)
-        with torch.no_grad():
-            torch.manual_seed(1)
-            want = module(x)
-            torch.manual_seed(1)
-            got = net(x)
-        assert (want - got).abs().max() <= 1e-5
+    assert max_difference(module, net, x)[0] <= 1e-5  # eval and train mode (batch statistics, dropout alike)
     graphnet.render(graph, tmp_path / f"{name}.dot")
     assert (tmp_path / f"{name}.dot").read_text().count("->") == sum(len(n.inputs) for n in graph.nodes)
     if "instance" in foreign:
@@ -242,6 +235,9 @@ def test_load_spec_takes_torchvision_names_and_modules():
     spec = load_spec("torchvision:resnet18", num_classes=10)
     assert spec["fc"] == ("linear", {"c_in": 512, "c_out": 10})
     assert load_spec("torchvision.models:resnet18", num_classes=10) == spec  # module:attr giving an nn.Module
+    vit = load_spec("torchvision:vit_b_16", image_size=32)  # traced on a 32x32 example: its shape reads
+    assert vit["class_token"] == ("parameter", {"shape": (1, 1, 768)}, [])
+    assert vit["conv_proj"][0] == "conv" and vit["reshape"][1] == {"shape": (-1, 768, 4)}
     with pytest.raises(graphnet.SpecError, match="torchvision has no model 'resnet17'; did you mean resnet18"):
         load_spec("torchvision:resnet17")
     with pytest.raises(graphnet.SpecError, match="torchvision:resnet18 cannot take"):

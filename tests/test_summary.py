@@ -75,14 +75,15 @@ def test_linear_counts_and_shape_error_names_node():
 
 
 class Project(torch.nn.Module):
-    """A matmul by a parameter of its own, made from params it does not keep: an ``instance`` node."""
+    """A ``torch.mm`` (no op of graphnet's) by a parameter of its own, made from params it does not keep:
+    an ``instance`` node."""
 
     def __init__(self, c_in, c_out):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.randn(c_in, c_out))
 
     def forward(self, x):
-        return x @ self.weight
+        return torch.mm(x, self.weight)
 
 
 def test_a_matmul_inside_an_instance_node_counts():
