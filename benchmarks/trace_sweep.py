@@ -4,7 +4,7 @@
 
 For each model of ``torchvision.models.list_models(module=torchvision.models)`` (random
 weights; 64x64 inputs, 224 for swin and maxvit, 299 for inception_v3, which takes no less than
-75, ``image_size=64`` for vit), or each timm model
+75, ``image_size=64`` for vit, 56 for vit_h_14's 14-pixel patches), or each timm model
 named in ``TIMM`` with ``--timm`` (at its default input size; googlenet and inception_v3 without
 their auxiliary heads, which make the train-mode output a tuple): whether it imports, the largest
 difference from the module in eval and in train mode (the same dropout seed), whether its
@@ -29,7 +29,7 @@ TIMM = ["resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_small_100", "co
 def torchvision_model(name: str) -> tuple[torch.nn.Module, int]:
     import torchvision
 
-    kwargs = {"image_size": 64} if name.startswith("vit") else \
+    kwargs = {"image_size": 56 if name == "vit_h_14" else 64} if name.startswith("vit") else \
         {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
     size = 224 if name.startswith(("swin", "maxvit")) else 299 if name == "inception_v3" else 64
     return torchvision.models.get_model(name, weights=None, **kwargs), size
