@@ -31,7 +31,8 @@ def torchvision_model(name: str) -> tuple[torch.nn.Module, int]:
 
     kwargs = {"image_size": 56 if name == "vit_h_14" else 64} if name.startswith("vit") else \
         {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
-    size = 224 if name.startswith(("swin", "maxvit")) else 299 if name == "inception_v3" else 64
+    size = 224 if name.startswith(("swin", "maxvit")) else 299 if name == "inception_v3" else \
+        kwargs.get("image_size", 64)
     return torchvision.models.get_model(name, weights=None, **kwargs), size
 
 
