@@ -28,6 +28,7 @@ and ``initialise(network, images)`` read them for the trainer.
 from . import pools, loss, activations, ghost_bn, freeze_bn, whiten, tta  # noqa: F401, I001
 from . import airbench  # noqa: F401, I001
 from . import inference  # noqa: F401, I001
+from .contracts import CheckResult, check
 from .ghost_bn import GhostBatchNorm
 from .hints import INITIALISERS, initialise, param_groups, register_initialiser
 from .registry import (PASSES, NoMatchError, Pass, PassError, PassNote, RewriteError, list_passes, no_match, note,
@@ -43,7 +44,7 @@ FAMILIES = {
 }
 
 __all__ = [
-    "ANY", "FAMILIES", "INITIALISERS", "PASSES", "GhostBatchNorm", "Match", "NearMiss", "NoMatchError", "Pass", "PassError",
-    "PassNote", "RewriteError", "any_of", "bound", "explain", "initialise", "list_passes", "match", "no_match",
+    "ANY", "CheckResult", "FAMILIES", "INITIALISERS", "PASSES", "GhostBatchNorm", "Match", "NearMiss", "NoMatchError", "Pass", "PassError",
+    "PassNote", "RewriteError", "any_of", "bound", "check", "explain", "initialise", "list_passes", "match", "no_match",
     "note", "param_groups", "pat", "register_initialiser", "register_pass", "rewrite", "rule", "split_passes",
 ]
