@@ -8,7 +8,7 @@ from .graph import Graph, Node, build
 from .html import notebook_html
 from .ops import REGISTRY, get_op, register
 from .render import render, to_svg
-from .rewrites import ANY, any_of, bound, explain, initialise, match, pat, register_pass, rewrite, rule
+from .rewrites import ANY, any_of, bound, check, explain, initialise, match, pat, register_pass, rewrite, rule
 from .spec import from_json, to_json
 from .spec_source import load_spec
 from .summary import Row, Summary, summary
@@ -22,7 +22,7 @@ Graph._repr_html_ = notebook_html
 __all__ = [
     "ANY", "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "GraphDiff", "Network", "Node",
     "ParamError", "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError",
-    "any_of", "bound", "build", "compile", "diff", "explain", "from_json", "from_module", "get_op", "initialise",
+    "any_of", "bound", "build", "check", "compile", "diff", "explain", "from_json", "from_module", "get_op", "initialise",
     "load_spec", "match", "pat", "register", "register_pass", "render", "rewrite", "rule", "summary",
     "to_json",
 ]

@@ -191,12 +191,20 @@ def _make(op: Any, path: str, args: tuple, kwargs: dict) -> nn.Module:
         raise ParamError(f"op {op.name} cannot be made with these params: {e}", path) from e
 
 
-def _warn_unused(graph: Graph, outputs: Any) -> None:
-    """Warn once, naming them, about nodes that no output depends on."""
+def unused_nodes(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | None = None) -> list[str]:
+    """The paths, in execution order, of the nodes that no output (``compile``'s ``outputs``) depends on."""
     paths = [graph.output] if outputs is None else [outputs] if isinstance(outputs, str) else \
         list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+    for path in paths:
+        if path not in graph:
+            raise SpecError("output is not a node of the graph", path)
     used = set(paths).union(*(nx.ancestors(graph.nx, p) for p in paths))
-    unused = [p for p in graph.order if p not in used]
+    return [p for p in graph.order if p not in used]
+
+
+def _warn_unused(graph: Graph, outputs: Any) -> None:
+    """Warn once, naming them, about nodes that no output depends on."""
+    unused = unused_nodes(graph, outputs)
     if unused:
         shown = ", ".join(unused[:8]) + (f" and {len(unused) - 8} more" if len(unused) > 8 else "")
         warnings.warn(f"compile: {len(unused)} node(s) that no output uses still run: {shown} "
