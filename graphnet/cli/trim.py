@@ -7,8 +7,8 @@ import argparse
 import shlex
 from dataclasses import replace
 
-from .training import (add_recipe_arguments, add_run_arguments, add_search_arguments, base_recipe, make_engine,
-                       output_folder, recipe_setup, run_options, say, search, tensorboard)
+from .training import (add_recipe_arguments, add_run_arguments, add_search_arguments, base_recipe, data_fit,
+                       make_engine, output_folder, recipe_setup, run_options, say, search, tensorboard)
 
 # trim's own options (each with a value), left out of the command that trains the answer
 SEARCH_OPTIONS = ("--target", "--max-epochs", "--resolution", "--engine", "--ray-address", "--cpus-per-run",
@@ -53,12 +53,14 @@ def run_trim(args: argparse.Namespace) -> int:
     options = run_options(args)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
     recipe = base_recipe(args)
-    setup = recipe_setup(args, options, runtime, recipe)
+    setup = recipe_setup(args, options, runtime, recipe)  # the recipe's network is fitted to the data once it loads
     board = tensorboard(args)
     out = output_folder(args, "trim")
     engine = make_engine(args)
     dataset, data_config, data_record = load_data(args.data, args.subset, args.test_subset)
-    check_data(recipe, dataset)
+    if not args.spec:
+        setup = recipe_setup(args, options, runtime, recipe, fit=data_fit(dataset, args.num_classes))
+    check_data(recipe, setup.graphs.net, dataset)
     setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset),
                                    "epochs": f"trimmed (the recipe's: {epochs_text(recipe.epochs)})", "out": out})
     say("graphnet trim", header(setup.config))
