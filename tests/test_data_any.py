@@ -4,6 +4,7 @@ the checks before training, and ``graphnet train``/``eval`` on a grayscale slice
 
 import contextlib
 import io
+import json
 import re
 import struct
 import tarfile
@@ -199,9 +200,15 @@ def cifar_slice(root: Path, classes: int = 3, train: int = 64, test: int = 16, s
     return root
 
 
-@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason="needs the shared JPEG CIFAR-10")
-def test_train_and_eval_fit_the_recipe_network_to_a_grayscale_slice(tmp_path, capsys):
-    data = cifar_slice(tmp_path / "gray")
+@pytest.fixture(scope="module")
+def gray_cifar(tmp_path_factory):
+    if not CIFAR_JPEG.is_file():
+        pytest.skip("needs the shared JPEG CIFAR-10")
+    return cifar_slice(tmp_path_factory.mktemp("slice") / "gray")
+
+
+def test_train_and_eval_fit_the_recipe_network_to_a_grayscale_slice(gray_cifar, tmp_path, capsys):
+    data = gray_cifar
     out = _run(["train", "--data", str(data), "--epochs", "1", *SMALL, "--out", str(tmp_path / "run")])
     assert header_value(out, "images") == "1x24x24 (CxHxW), 3 classes"
     assert re.fullmatch(r"mean \(\d+\.\d\), std \(\d+\.\d\) per channel \(0-255\), from the training images",
@@ -225,9 +232,8 @@ def test_train_and_eval_fit_the_recipe_network_to_a_grayscale_slice(tmp_path, ca
     assert f"loss {loss}" not in _run(["eval", str(tmp_path / "run"), "--device", "cpu"])
 
 
-@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason="needs the shared JPEG CIFAR-10")
-def test_a_users_spec_with_too_few_outputs_fails_before_training(tmp_path, capsys):
-    data = cifar_slice(tmp_path / "gray", classes=3, train=32, test=4)
+def test_a_users_spec_with_too_few_outputs_fails_before_training(gray_cifar, tmp_path, capsys):
+    data = gray_cifar
     spec = tmp_path / "net.py"
     spec.write_text("from graphnet.zoo import resnet9\n\n\ndef build(width_mult=1.0, num_classes=2):\n"
                     "    return resnet9.build(width_mult, num_classes, in_channels=1)\n")
@@ -237,3 +243,11 @@ def test_a_users_spec_with_too_few_outputs_fails_before_training(tmp_path, capsy
                                                         "image, but the data has 3 classes: build it for 3 "
                                                         "(--num-classes 3)")
     assert "final test acc" in _run([*argv, "--num-classes", "3"])
+
+
+def test_ablate_fits_each_steps_network_to_the_data(gray_cifar, tmp_path):
+    _run(["ablate", "--recipe", "airbench94", "--steps", "bag_of_tricks,airbench_net", "--epochs-scale", "0.1",
+          "--data", str(gray_cifar), *SMALL, "--out", str(tmp_path / "ablate")])
+    rows = json.loads((tmp_path / "ablate" / "ablate.json").read_text())["rows"]
+    assert [(r["step"], r["runs"]) for r in rows] == [("bag_of_tricks", 1), ("airbench_net", 1)]
+    assert all(0 <= r["acc_mean"] <= 1 for r in rows)
