@@ -410,81 +410,129 @@ instance = register("instance", _instance, kind="module")
 # -- functions ---------------------------------------------------------------------------
 
 
-# Stubs that give builtins (which have no Python signature) their params.
+def builtin(target: Callable[..., Any], *, kind: str = "function", arity: int | None = 1,
+            positional: tuple[str, ...] = ()) -> Callable[[Callable[..., None]], Op]:
+    """Register the decorated stub as the op of ``target``, a builtin that has no Python signature
+    of its own: the op is named for the stub, binds its params to the stub's signature and takes
+    its doc from the stub's docstring. The decorator returns the op."""
+    def make(stub: Callable[..., None]) -> Op:
+        return register(stub.__name__, target, kind=kind, signature=stub, arity=arity, positional=positional,
+                        doc=inspect.getdoc(stub) or "", source=stub.__module__)
+    return make
+
+
+@builtin(nn.Identity, kind="alias")
+def identity() -> None:
+    """No-op: stands for its input and emits no code."""
+
+
 def _no_params() -> None: ...
-def _max_pool_params(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0,
-                     dilation: Size2 = 1, ceil_mode: bool = False) -> None: ...
-def _avg_pool_params(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0,
-                     ceil_mode: bool = False, count_include_pad: bool = True) -> None: ...
-def _adaptive_pool_params(output_size: Union[PositiveInt, tuple[Optional[PositiveInt], Optional[PositiveInt]]] = 1
-                          ) -> None: ...
-def _celu_params(alpha: PositiveFloat = 1.0) -> None: ...
-def _gelu_params(approximate: Literal["none", "tanh"] = "none") -> None: ...
-def _flatten_params(start_dim: int = 1, end_dim: int = -1) -> None: ...
-def _mean_params(dim: Union[int, tuple[int, ...]] = (2, 3), keepdim: bool = False) -> None: ...
-def _mul_params(weight: float) -> None: ...
-def _log_softmax_params(dim: int = 1) -> None: ...
 
 
-def add_weighted_fn(a: torch.Tensor, b: torch.Tensor, *, wa: float = 1.0, wb: float = 1.0) -> torch.Tensor:
+# Ops of one input and no params: name -> (what runs, doc).
+_PLAIN = {
+    "relu": (F.relu, "ReLU activation."),
+    "relu6": (F.relu6, "ReLU capped at 6: min(max(x, 0), 6)."),
+    "silu": (F.silu, "SiLU (swish) activation: x * sigmoid(x)."),
+    "sigmoid": (torch.sigmoid, "Logistic sigmoid."),
+    "tanh": (torch.tanh, "Hyperbolic tangent."),
+    "hardswish": (F.hardswish, "Hard swish: x * relu6(x + 3) / 6."),
+    "hardsigmoid": (F.hardsigmoid, "Hard sigmoid: relu6(x + 3) / 6."),
+}
+relu, relu6, silu, sigmoid, tanh, hardswish, hardsigmoid = (
+    register(name, target, signature=_no_params, arity=1, doc=doc) for name, (target, doc) in _PLAIN.items())
+
+
+@builtin(F.celu)
+def celu(alpha: PositiveFloat = 1.0) -> None:
+    """CELU activation: x if x > 0 else alpha * (exp(x / alpha) - 1)."""
+
+
+@builtin(F.gelu)
+def gelu(approximate: Literal["none", "tanh"] = "none") -> None:
+    """GELU activation (approximate='tanh' as an option)."""
+
+
+@builtin(F.max_pool2d)
+def max_pool(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0, dilation: Size2 = 1,
+             ceil_mode: bool = False) -> None:
+    """2-d max pooling; stride defaults to the kernel size."""
+
+
+@builtin(F.avg_pool2d)
+def avg_pool(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0, ceil_mode: bool = False,
+             count_include_pad: bool = True) -> None:
+    """2-d average pooling; stride defaults to the kernel size."""
+
+
+OutputSize2 = Union[PositiveInt, tuple[Optional[PositiveInt], Optional[PositiveInt]]]
+
+
+@builtin(F.adaptive_avg_pool2d)
+def adaptive_avg_pool(output_size: OutputSize2 = 1) -> None:
+    """2-d average pooling to a fixed output size (1: global average pooling)."""
+
+
+@builtin(F.adaptive_max_pool2d)
+def adaptive_max_pool(output_size: OutputSize2 = 1) -> None:
+    """2-d max pooling to a fixed output size (1: global max pooling)."""
+
+
+@builtin(torch.mean)
+def mean(dim: Union[int, tuple[int, ...]] = (2, 3), keepdim: bool = False) -> None:
+    """Mean over dim (default the spatial dims 2, 3)."""
+
+
+@builtin(torch.flatten)
+def flatten(start_dim: int = 1, end_dim: int = -1) -> None:
+    """Flatten dimensions start_dim to end_dim."""
+
+
+@builtin(operator.mul, positional=("weight",))
+def mul(weight: float) -> None:
+    """Multiply by a constant weight."""
+
+
+@builtin(torch.log_softmax)
+def log_softmax(dim: int = 1) -> None:
+    """Log-softmax over dim (the classes)."""
+
+
+@builtin(operator.add, arity=2)
+def add() -> None:
+    """Sum of two inputs."""
+
+
+@builtin(operator.mul, arity=2)
+def product() -> None:
+    """Element-wise product of two inputs (broadcasting); `mul` scales by a constant."""
+
+
+@register("add_weighted")
+def add_weighted(a: torch.Tensor, b: torch.Tensor, *, wa: float = 1.0, wb: float = 1.0) -> torch.Tensor:
     """wa * a + wb * b."""
     return a * wa + b * wb
 
 
-def concat_fn(*xs: torch.Tensor, dim: int = 1) -> torch.Tensor:
+@register("concat")
+def concat(*xs: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Concatenate the inputs along ``dim`` (channels by default)."""
     return torch.cat(xs, dim)
 
 
-def nll_fn(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+@register("nll")
+def nll(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample negative log-likelihood of the target class (no reduction)."""
     return -log_probs.gather(1, target[:, None]).squeeze(1)
 
 
-def neg_mean_fn(log_probs: torch.Tensor) -> torch.Tensor:
+@register("neg_mean")
+def neg_mean(log_probs: torch.Tensor) -> torch.Tensor:
     """Per-sample mean over classes of -log p: the cross-entropy against a uniform target."""
     return -log_probs.mean(dim=1)
 
 
-def flip_lr_fn(x: torch.Tensor) -> torch.Tensor:
+@register("flip_lr")
+def flip_lr(x: torch.Tensor) -> torch.Tensor:
     """Flip images left-right (the last dimension)."""
     return torch.flip(x, (-1,))
-
-
-identity = register("identity", nn.Identity, kind="alias", signature=_no_params,
-                    doc="No-op: stands for its input and emits no code.")
-relu = register("relu", F.relu, signature=_no_params, arity=1, doc="ReLU activation.")
-relu6 = register("relu6", F.relu6, signature=_no_params, arity=1, doc="ReLU capped at 6: min(max(x, 0), 6).")
-celu = register("celu", F.celu, signature=_celu_params, arity=1,
-                doc="CELU activation: x if x > 0 else alpha * (exp(x / alpha) - 1).")
-gelu = register("gelu", F.gelu, signature=_gelu_params, arity=1, doc="GELU activation (approximate='tanh' as an option).")
-silu = register("silu", F.silu, signature=_no_params, arity=1, doc="SiLU (swish) activation: x * sigmoid(x).")
-sigmoid = register("sigmoid", torch.sigmoid, signature=_no_params, arity=1, doc="Logistic sigmoid.")
-tanh = register("tanh", torch.tanh, signature=_no_params, arity=1, doc="Hyperbolic tangent.")
-hardswish = register("hardswish", F.hardswish, signature=_no_params, arity=1, doc="Hard swish: x * relu6(x + 3) / 6.")
-hardsigmoid = register("hardsigmoid", F.hardsigmoid, signature=_no_params, arity=1,
-                       doc="Hard sigmoid: relu6(x + 3) / 6.")
-max_pool = register("max_pool", F.max_pool2d, signature=_max_pool_params, arity=1,
-                    doc="2-d max pooling; stride defaults to the kernel size.")
-avg_pool = register("avg_pool", F.avg_pool2d, signature=_avg_pool_params, arity=1,
-                    doc="2-d average pooling; stride defaults to the kernel size.")
-adaptive_avg_pool = register("adaptive_avg_pool", F.adaptive_avg_pool2d, signature=_adaptive_pool_params, arity=1,
-                             doc="2-d average pooling to a fixed output size (1: global average pooling).")
-adaptive_max_pool = register("adaptive_max_pool", F.adaptive_max_pool2d, signature=_adaptive_pool_params, arity=1,
-                             doc="2-d max pooling to a fixed output size (1: global max pooling).")
-mean = register("mean", torch.mean, signature=_mean_params, arity=1,
-                doc="Mean over dim (default the spatial dims 2, 3).")
-flatten = register("flatten", torch.flatten, signature=_flatten_params, arity=1,
-                   doc="Flatten dimensions start_dim to end_dim.")
-mul = register("mul", operator.mul, signature=_mul_params, arity=1, positional=("weight",),
-               doc="Multiply by a constant weight.")
-log_softmax = register("log_softmax", torch.log_softmax, signature=_log_softmax_params, arity=1,
-                       doc="Log-softmax over dim (the classes).")
-add = register("add", operator.add, signature=_no_params, arity=2, doc="Sum of two inputs.")
-product = register("product", operator.mul, signature=_no_params, arity=2,
-                   doc="Element-wise product of two inputs (broadcasting); `mul` scales by a constant.")
-add_weighted = register("add_weighted", add_weighted_fn)
-concat = register("concat", concat_fn)
-nll = register("nll", nll_fn)
-neg_mean = register("neg_mean", neg_mean_fn)
-flip_lr = register("flip_lr", flip_lr_fn)

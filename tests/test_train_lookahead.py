@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import graphnet
-from graphnet.train.frozen_after import apply_frozen_after, timed_params
+from graphnet.train.frozen_after import drop_grads, frozen_at, timed_params
 from graphnet.train.lookahead import Lookahead
 from graphnet.zoo.airbench94 import build
 
@@ -86,6 +86,10 @@ def test_frozen_after_freezes_the_whitening_bias_from_its_epoch_on():
     net = graphnet.compile(graphnet.build(build(width_mult=0.125)))
     timed = timed_params(net)
     assert list(timed) == ["whiten.bias"] and timed["whiten.bias"] == (net.get_parameter("whiten.bias"), 3)
-    assert apply_frozen_after(net, 2.99) == [] and net.get_parameter("whiten.bias").requires_grad
-    assert apply_frozen_after(net, 3) == ["whiten.bias"] and not net.get_parameter("whiten.bias").requires_grad
+    bias = net.get_parameter("whiten.bias")
+    assert frozen_at(net, 2.99) == {} and frozen_at(net, 3) == {"whiten.bias": bias}
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
+    drop_grads(frozen_at(net, 3).values())
+    assert bias.grad is None and bias.requires_grad  # the graph is unchanged: only the gradient goes
+    assert net.get_parameter("block1.conv1.weight").grad is not None
     assert not net.get_parameter("whiten.weight").requires_grad  # frozen from the start, untouched

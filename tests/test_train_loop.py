@@ -99,3 +99,25 @@ def test_compiled_trainers_warm_up_without_recompiles(tiny_net, monkeypatch):
     # checked calls were done
     assert [b - a for a, b in zip(graphs, graphs[1:])] == [3, 3, 3]
     assert after_run == graphs[-1]
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94_muon"])
+def test_compiled_airbench_runs_never_recompile_after_the_warm_up(name, monkeypatch):
+    # the whitening bias freezes after epoch 3 (frozen_after) and the lookahead starts at epoch
+    # 3: neither may change what the compiled train step sees
+    from torch._dynamo.utils import counters
+
+    from graphnet.spec_source import load_spec
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, backend="eager", **kw))
+    torch._dynamo.reset()
+    recipe = small(name, epochs=5, batch_size=16, whiten_images=64)
+    setup = make_setup(build(load_spec(recipe.network, width_mult=0.125)), recipe)
+    trainer = Trainer(setup.graphs, recipe, coloured_dataset(64, 40), Options(device="cpu", compile=True),
+                      io.StringIO())
+    graphs = counters["stats"]["unique_graphs"]
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        result = trainer.run(seed=0)
+    assert counters["stats"]["unique_graphs"] == graphs and len(result.rows) == 5
+    torch._dynamo.reset()

@@ -7,7 +7,7 @@ Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init`` (a r
 
 A new trainer hint on node attrs (besides ``frozen``, ``lr_mult``, ``wd_mult``, ``init``):
 ``frozen_after: {param: epochs}``: the param trains for the first ``epochs`` epochs, then is
-frozen (``graphnet.train.frozen_after.apply_frozen_after``).
+frozen (its gradient dropped after each backward: ``graphnet.train.frozen_after``).
 
 The numbers are airbench94.py's (KellerJordan/cifar10-airbench).
 """

@@ -37,7 +37,7 @@ from .ema import EMA
 from .environment import Options, Runtime, resolve_runtime
 from .errors import TrainError
 from .evaluation import autocast, evaluate, loss_and_correct, sync
-from .frozen_after import apply_frozen_after, timed_params
+from .frozen_after import drop_grads, frozen_at
 from .graphs import Graphs
 from .log import Progress
 from .lookahead import Lookahead
@@ -166,8 +166,7 @@ class Trainer:
         self.net = self._compile(graphs.net).to(self.device, memory_format=runtime.memory_format)
         if runtime.precision == "fp16":
             _keep_norms_fp32(self.net)
-        # what trains (self.net is the module inside); params frozen mid-run are unused to DDP
-        self.model = self.dist.wrap(self.net, sync_bn=options.sync_bn, find_unused=bool(timed_params(self.net)))
+        self.model = self.dist.wrap(self.net, sync_bn=options.sync_bn)  # what trains (self.net is the module inside)
         self.loss_net = compile(graphs.loss).to(self.device)
         self.ema = EMA(self.net, **recipe.ema) if recipe.ema and self.dist.is_main else None
         self.evaluated = self.ema.network if self.ema else self.net
@@ -342,7 +341,7 @@ class Trainer:
                             self.options.progress if self.dist.is_main else False)
         sync(self.device)
         start = time.perf_counter()
-        apply_frozen_after(self.net, epoch - 1)
+        frozen = frozen_at(self.net, epoch - 1).values()
         self.net.train()
         losses = torch.zeros(n, device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
@@ -354,6 +353,7 @@ class Trainer:
             loss = loss.sum()
             run.optimization.zero_grad()
             loss.backward()
+            drop_grads(frozen)
             run.bn_warmup.after(run.step)  # after backward, which checks the stats are as the forward left them
             run.optimization.schedule(run.schedule(run.step / run.steps), run.step / run.steps)
             run.optimization.step()
