@@ -161,3 +161,31 @@ def test_whiten_input_takes_a_fresh_path_where_whiten_is_taken(nets):
     graph = nets["airbench94"]  # its first conv is the node 'whiten'
     out = rewrite(graph, ["whiten_input"])
     assert out["whiten"].inputs == ("whiten_1",) and out["whiten_1"].params["c_out"] == 27
+
+
+def test_graphnet_check_prints_the_result_and_fails_a_broken_contract(capsys):
+    from graphnet.cli import main
+
+    assert main(["check", "fold_bn", "graphnet.zoo.resnet9:build", "--width-mult", "0.125"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("graphnet.zoo.resnet9:build: fold_bn (keeps eval): ok\n  eval: max output difference ")
+    assert "applied again: refused (found no conv -> batch_norm|ghost_batch_norm chain" in out
+    register_pass(rule({"act": "relu"}, {"act": ("celu", {})}, name="test_celu_claimed_eval", keeps="eval",
+                       doc="Replace every ReLU by CELU (for the test).\n\nClaims to keep the eval function."))
+    try:
+        assert main(["check", "test_celu_claimed_eval", "graphnet.zoo.resnet9:build", "--width-mult", "0.125"]) == 1
+        assert "FAILED: eval mode: the output of 'prep/relu' differs by" in capsys.readouterr().out
+    finally:
+        PASSES.pop("test_celu_claimed_eval")
+    assert main(["check", "remove_dropout", "graphnet.zoo.resnet9:build"]) == 1
+    assert capsys.readouterr().err == "graphnet check: error: pass 'remove_dropout': found no 'dropout' node\n"
+
+
+def test_graphnet_tricks_shows_each_pass_contract(capsys):
+    from graphnet.cli import main
+
+    main(["tricks"])
+    out = capsys.readouterr().out
+    assert "  net   eval    fold_bn()\n" in out and "  net   exact   pool_before_act()\n" in out
+    main(["tricks", "ghost_bn"])
+    assert "keeps: eval (the same eval-mode function, weights carried over)]" in capsys.readouterr().out

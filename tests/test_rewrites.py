@@ -141,7 +141,7 @@ def test_tricks_command_lists_passes_and_trainer_options(capsys):
     assert tricks_command() == 0
     out = capsys.readouterr().out
     for p in list_passes():
-        assert f"{p.applies_to:<5} {p.name}{p.params_str()}" in out and p.doc.splitlines()[0] in out
+        assert f"{p.applies_to:<5} {p.keeps:<7} {p.name}{p.params_str()}" in out and p.doc.splitlines()[0] in out
     page, airbench = out.index(" Page's bag of tricks (2019):"), out.index(" airbench94 (Keller Jordan, 2024):")
     assert page < out.index("tta_flip()") < airbench < out.index("whiten_input_pm(") < out.index("Training-loop")
     for trick in ("gpu_preprocessing", "batch_augmentation", "ema"):
