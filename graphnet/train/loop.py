@@ -238,7 +238,7 @@ class Trainer:
         self._epoch(run, 1, min(WARMUP_STEPS, run.steps), progress=False)
         if run.lookahead:
             for _ in range(2):
-                run.lookahead.after_step(self.net, run.lookahead.every, run.lookahead.start_epoch)
+                run.lookahead.after_step(run.lookahead.every, run.lookahead.start_epoch)
         del run
         self.eval_net.eval()
         with torch.no_grad():  # one shape: test batches are padded to it
@@ -319,7 +319,7 @@ class Trainer:
         prep_time = init_time + time.perf_counter() - start
         steps = data.num_train_batches(self.batch_size)  # per epoch
         total_steps = math.ceil(recipe.epochs * steps)  # fractional epochs: the last one stops early
-        lookahead = Lookahead(total_steps, **recipe.lookahead) if recipe.lookahead else None
+        lookahead = Lookahead(self.net, total_steps, **recipe.lookahead) if recipe.lookahead else None
         return _Run(data, generator, flips, optimization, schedule, bn_warmup, lookahead, steps, total_steps,
                     math.ceil(total_steps / steps)), prep_time
 
@@ -374,12 +374,12 @@ class Trainer:
             if self.ema:
                 self.ema.update()
             if run.lookahead:
-                run.lookahead.after_step(self.net, run.step, epoch - 1)
+                run.lookahead.after_step(run.step, epoch - 1)
             losses[i] = loss.detach()
             correct += right.sum()
             bar.update()
         if run.lookahead:
-            run.lookahead.end_epoch(self.net)
+            run.lookahead.end_epoch()
         self.dist.sum_(losses, correct)
         losses = losses.cpu()  # synchronises
         seconds = time.perf_counter() - start
