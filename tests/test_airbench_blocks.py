@@ -35,7 +35,7 @@ def test_airbench_blocks_train_and_evaluate_together():
     total = math.ceil(epochs * per_epoch)
     # airbench94's lr: 0.2, 1 at 23% of the steps, 0.07 at the end
     schedule = PiecewiseLinear((0, int(0.23 * total), total), (0.2, 1.0, 0.07))
-    look = Lookahead(total, start_epoch=1)
+    look = Lookahead(net, total, start_epoch=1)
     flips, gen = AlternatingFlip(len(images), torch.Generator().manual_seed(1)), torch.Generator().manual_seed(2)
     padded = F.pad(images, (2,) * 4, mode="reflect")
     step, whiten_bias = 0, net.get_parameter("whiten.bias")
@@ -53,8 +53,8 @@ def test_airbench_blocks_train_and_evaluate_together():
             set_schedule(opt, schedule(step))
             opt.step()
             step += 1
-            look.after_step(net, step, epoch)
-        look.end_epoch(net)
+            look.after_step(step, epoch)
+        look.end_epoch()
         assert torch.equal(whiten_bias, bias_before) == (epoch >= 3)  # frozen_after: 3 epochs
     assert not net.get_parameter("whiten.weight").requires_grad
     net.eval()

@@ -34,10 +34,14 @@ def small(recipe_name: str, epochs: int = 3, batch_size: int = 32, **changes):
     return dataclasses.replace(recipe, batch_size=batch_size, **changes)
 
 
-@pytest.fixture(scope="module")
-def tiny_net():
+def tiny_net_graph():
     import resnet9
     return build(resnet9.build(width_mult=0.125))
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    return tiny_net_graph()
 
 
 def test_final_recipe_learns(tiny_net):
@@ -121,3 +125,24 @@ def test_compiled_airbench_runs_never_recompile_after_the_warm_up(name, monkeypa
         result = trainer.run(seed=0)
     assert counters["stats"]["unique_graphs"] == graphs and len(result.rows) == 5
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94_muon", "tta"])
+def test_the_warm_up_changes_no_result(name):
+    # the warm-up runs a discarded run's first steps (optimizer, EMA or lookahead, whitening,
+    # augmentation draws) on the trainer's own networks: a run after it is bitwise the run without
+    from graphnet.spec_source import load_spec
+
+    recipe = small(name, epochs=4, batch_size=16, whiten_images=64)
+    network = tiny_net_graph() if name == "tta" else build(load_spec(recipe.network, width_mult=0.125))
+    setup = make_setup(network, recipe)
+    results = []
+    for warm in (False, True):
+        trainer = Trainer(setup.graphs, recipe, coloured_dataset(64, 40), Options(device="cpu"), io.StringIO())
+        if warm:
+            trainer._warm_up()
+        result = trainer.run(seed=1)
+        results.append(([(r["train_loss"], r["test_loss"], r["test_acc"]) for r in result.rows], result.state))
+    (rows, state), (warm_rows, warm_state) = results
+    assert rows == warm_rows
+    assert all(torch.equal(state[k], warm_state[k]) for k in state)

@@ -178,10 +178,13 @@ def translate_views_fn(x: torch.Tensor, *, shift: int = 1) -> torch.Tensor:
 
 def weighted_views_fn(x: torch.Tensor, *, weights: tuple[float, ...] = (0.5, 0.25, 0.25)) -> torch.Tensor:
     """Split the batch into ``len(weights)`` equal chunks (views) and return their weighted sum,
-    in fp32 (as ``mean_halves``)."""
+    in fp32 (as ``mean_halves``). The weights stay plain numbers: no tensor made, nor copied to
+    the device, per call."""
     views = x.float().reshape(len(weights), x.shape[0] // len(weights), *x.shape[1:])
-    w = torch.tensor(weights, dtype=views.dtype, device=x.device).reshape(-1, *[1] * (x.dim()))
-    return (views * w).sum(0)
+    total = views[0] * weights[0]
+    for view, weight in zip(views[1:], weights[1:]):
+        total = total + view * weight
+    return total
 
 
 translate_views = register("translate_views", translate_views_fn)
