@@ -3,8 +3,9 @@ over K seeds reaches it (Page's method: every row of his table is a time at equa
 
 Epochs are searched on a grid of ``resolution`` (a quarter epoch by default) up to
 ``max_epochs``; a run of ``e`` epochs is the recipe's schedule rescaled (``Recipe.with_epochs``).
-A :class:`Search` brackets the answer from a first guess (the recipe's epochs), doubling up
-until a trial reaches the target, then bisects between the largest grid point known to fail
+A :class:`Search` brackets the answer from a first guess (:data:`FIRST_GUESS` of the recipe's
+epochs: doubling up from below costs at most about twice the answer's runs, a guess far above
+the answer costs its whole length), doubling up until a trial reaches the target, then bisects between the largest grid point known to fail
 and the smallest known to reach it, until they are one grid step apart. Every trial is kept
 and reused: accuracy is taken to grow with the epochs, so no point is tried twice and a trial
 above the smallest that reached the target is never run. A search proposes ``width``
@@ -25,6 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import TrainError
+
+FIRST_GUESS = 0.25  # the first trial's epochs, as a fraction of the recipe's
 
 
 @dataclass(frozen=True)
