@@ -178,10 +178,11 @@ def search(args: argparse.Namespace, setups: dict[str, Any], dataset, options, e
     """Trim each of ``setups`` (by name) to ``--target``: their searches driven together on
     ``engine`` (``trim.run_searches``), a line per finished trial, each run and trial recorded
     in ``board`` (if any). The Searches by name (``Search.check`` says whether each reached it)."""
-    from ..train.trim import Search, TrialData, epochs_text, run_searches, train_trial
+    from ..train.trim import FIRST_GUESS, Search, TrialData, epochs_text, run_searches, train_trial
 
-    searches = {name: Search(args.target, setup.recipe.epochs, args.max_epochs or 2 * setup.recipe.epochs,
-                             args.resolution) for name, setup in setups.items()}
+    searches = {name: Search(args.target, FIRST_GUESS * setup.recipe.epochs,
+                             args.max_epochs or 2 * setup.recipe.epochs, args.resolution)
+                for name, setup in setups.items()}
     seeds = tuple(range(args.seed, args.seed + args.runs))
     shared = TrialData(setups, dataset, options)
     count = itertools.count(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import time
 from dataclasses import replace
 
 from .training import (add_recipe_arguments, add_run_arguments, add_search_arguments, base_recipe, data_fit,
@@ -44,8 +45,9 @@ def train_command(argv: list[str], epochs: str) -> str:
 
 
 def run_trim(args: argparse.Namespace) -> int:
-    from ..data.load import load_data
+    from ..data.load import data_sizes, load_data
     from ..train import check_data, resolve_runtime
+    from ..train.flops import training_flops
     from ..train.log import write_json, write_tsv
     from ..train.runner import describe_compute, header
     from ..train.trim import epochs_text
@@ -64,19 +66,23 @@ def run_trim(args: argparse.Namespace) -> int:
     setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset),
                                    "epochs": f"trimmed (the recipe's: {epochs_text(recipe.epochs)})", "out": out})
     say("graphnet trim", header(setup.config))
+    start = time.perf_counter()
     found = search(args, {recipe.name: setup}, dataset, options, engine, board)[recipe.name]
+    wall = time.perf_counter() - start
     trials = [{"trial": k, **t.to_dict()} for k, t in enumerate(found.trials.values(), 1)]
     write_tsv([{**t, "seeds": ",".join(map(str, t["seeds"])), "test_acc": ",".join(f"{a:.4f}" for a in t["test_acc"]),
                 "train_time": ",".join(f"{s:.2f}" for s in t["train_time"])} for t in trials], out / "trials.tsv")
     answer = found.answer
     command = None if answer is None else train_command(args.argv, epochs_text(answer.epochs))
     write_json({"config": {**setup.config, "data_record": data_record, "command": args.command_line},
-                **found.to_dict(), "train_command": command}, out / "trim.json")
+                **found.to_dict(), "train_command": command, "wall_time": wall}, out / "trim.json")
     found.check()
     below = found.below
     runs = sum(len(t.runs) for t in found.trials.values())
+    n, _, shape, _ = data_sizes(dataset)
+    compute = training_flops(setup.graphs.net, answer.epochs, n, recipe.batch_size, shape)
     say(f"answer: {epochs_text(answer.epochs)} epochs reach {args.target:g} (test acc {answer.acc_mean:.4f} ± "
         f"{answer.acc_std:.4f}; " + (f"{epochs_text(below.epochs)} epochs: {below.acc_mean:.4f}" if below else
-                                      "the first step of the grid") + f") after {len(trials)} trials, {runs} runs",
-        f"train it: {command}", f"written: {out / 'trim.json'}, {out / 'trials.tsv'}")
+                                      "the first step of the grid") + f"), training compute {compute}",
+        f"found in {len(trials)} trials ({runs} runs) and {wall:.0f} s", f"train it: {command}", f"written: {out / 'trim.json'}, {out / 'trials.tsv'}")
     return 0

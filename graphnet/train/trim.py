@@ -3,8 +3,9 @@ over K seeds reaches it (Page's method: every row of his table is a time at equa
 
 Epochs are searched on a grid of ``resolution`` (a quarter epoch by default) up to
 ``max_epochs``; a run of ``e`` epochs is the recipe's schedule rescaled (``Recipe.with_epochs``).
-A :class:`Search` brackets the answer, from a first guess (the recipe's epochs) doubling up
-until a trial reaches the target, then bisects between the largest grid point known to fail
+A :class:`Search` brackets the answer from a first guess (:data:`FIRST_GUESS` of the recipe's
+epochs: doubling up from below costs at most about twice the answer's runs, a guess far above
+the answer costs its whole length), doubling up until a trial reaches the target, then bisects between the largest grid point known to fail
 and the smallest known to reach it, until they are one grid step apart. Every trial is kept
 and reused: accuracy is taken to grow with the epochs, so no point is tried twice and a trial
 above the smallest that reached the target is never run. A search proposes ``width``
@@ -25,6 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import TrainError
+
+FIRST_GUESS = 0.25  # the first trial's epochs, as a fraction of the recipe's
 
 
 @dataclass(frozen=True)
@@ -116,15 +119,17 @@ class Search:
         return (high is not None and high - self.low <= 1) or (high is None and self.low == self.top)
 
     def propose(self, width: int = 1) -> list[float]:
-        """Up to ``width`` new epochs to try: doubling up from the first guess (or the largest
-        failure) while nothing reached the target, then splitting the interval between
-        :attr:`low` and :attr:`high`."""
+        """Up to ``width`` new epochs to try: first the guess (with ``width`` > 1 also its half,
+        its double, ...), then doubling up from the largest failure while nothing reached the
+        target, then splitting the interval between :attr:`low` and :attr:`high`."""
         if self.done:
             return []
         high, low = self.high, self.low
-        if high is None:
-            base = low or self.first
-            points = [min(base * 2 ** k, self.top) for k in range(0 if not self.trials else 1, width + 1)]
+        if not self.trials:  # the guess, then halved and doubled in turn
+            points = [max(1, min(round(self.first * 2.0 ** k), self.top))
+                      for k in sorted(range(-width, width + 1), key=lambda k: (abs(k), k))]
+        elif high is None:
+            points = [min(low * 2 ** k, self.top) for k in range(1, width + 1)]
         else:
             points = [low + round((high - low) * k / (width + 1)) for k in range(1, width + 1)]
         new = [i for i in dict.fromkeys(points) if i not in self.trials and 0 < i and (high is None or i < high)]
