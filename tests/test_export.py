@@ -20,6 +20,7 @@ from torchvision.models.swin_transformer import SwinTransformer
 
 import graphnet
 from graphnet.cli import main
+from graphnet.ops import add, conv, relu
 from graphnet.zoo import airbench94, resnet9
 
 BATCH = (16, 3, 32, 32)  # 16 divides into the bag of tricks' ghost batches
@@ -199,3 +200,14 @@ def test_graphnet_export_on_the_command_line(tmp_path, capsys):
     assert "torch.nn.functional.celu(" in out.read_text()
     assert main(["export", "specs/resnet9.py", "-o", str(tmp_path / "net.txt")]) == 1
     assert "graphnet export: error: cannot export to 'net.txt'" in capsys.readouterr().err
+
+
+def test_any_node_name_the_spec_allows_is_written_out(tmp_path):
+    spec = {"in": conv(3, 4), "class": {"1a": conv(4, 4), "a b": relu()}, "sum": add(inputs=["in", "class"])}
+    net = graphnet.compile(graphnet.build(spec))
+    namespace: dict = {}
+    exec(compile(graphnet.export(net, tmp_path / "net.py").read_text(), "net.py", "exec"), namespace)
+    exported = namespace["build"]()
+    exported.load_state_dict(net.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    assert list(exported.state_dict()) == list(net.state_dict()) and torch.equal(exported(x), net(x))
