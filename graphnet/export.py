@@ -36,7 +36,7 @@ from torch import nn
 from .compile import Network, _reach, compile, module_target
 from .errors import ExportError
 from .graph import Graph
-from .ops import Held, get_op
+from .ops import get_op
 
 FORMATS = (".py", ".pt2", ".onnx")
 _CLASS_NAME = "Network"
@@ -124,9 +124,8 @@ def to_source(network: Network) -> str:
                 made.add(container)
                 init.append(_assign(".".join(outer[:i]), outer[i], "nn.Module()"))
         if op.name == "instance":
-            held = node.params["module"]
-            raise ExportError(f"an instance node holds a {type(held.module if isinstance(held, Held) else held).__name__} "
-                              f"object, which has no source form; export .pt2 or .onnx, or register its class as an op",
+            raise ExportError(f"an instance node holds a {type(node.params['module'].module).__name__} object, "
+                              f"which has no source form; export .pt2 or .onnx, or register its class as an op",
                               node.path)
         factory = writer.name_of(op.target, node.path)
         kwargs = ", ".join(f"{k}={writer.value(v, node.path, k)}" for k, v in node.params.items())
