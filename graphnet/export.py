@@ -124,9 +124,9 @@ def to_source(network: Network) -> str:
                 made.add(container)
                 init.append(_assign(".".join(outer[:i]), outer[i], "nn.Module()"))
         if op.name == "instance":
-            raise ExportError(f"an instance node holds a {type(node.params['module'].module).__name__} object, "
-                              f"which has no source form; export .pt2 or .onnx, or register its class as an op",
-                              node.path)
+            held = type(node.params["module"].module).__name__
+            raise ExportError(f"an instance node holds a module object ({held}), which has no source form; "
+                              f"export .pt2 or .onnx, or register its class as an op", node.path)
         factory = writer.name_of(op.target, node.path)
         kwargs = ", ".join(f"{k}={writer.value(v, node.path, k)}" for k, v in node.params.items())
         init.append(_assign(".".join(outer), name, f"{factory}({kwargs})"))

@@ -121,10 +121,15 @@ class Summary:
         rule = "-" * len(fmt(header))
         note = (f"{self.total_params / 1e6:.2f} M params; {self.total_macs / 1e9:.2f} G mult-adds (a multiply-add "
                 f"counted once, torchvision's 'GFLOPS'), {self.total_flops / 1e9:.2f} GFLOPs counting both")
-        memory = (f"input {self.input_bytes / 1e6:,.2f} MB, forward/backward pass {self.forward_backward_bytes / 1e6:,.2f}"
-                  f" MB, params {self.total_param_bytes / 1e6:,.2f} MB: {self.total_bytes / 1e6:,.2f} MB in all "
-                  f"(torchinfo's sizes); every output once: {self.total_activation_bytes / 1e6:,.2f} MB")
+        memory = (f"input {_mb(self.input_bytes)}, forward/backward pass {_mb(self.forward_backward_bytes)}, params "
+                  f"{_mb(self.total_param_bytes)}: {_mb(self.total_bytes)} in all (torchinfo's sizes); every output "
+                  f"once: {_mb(self.total_activation_bytes)}")
         return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total), note, memory])
+
+
+def _mb(n: int) -> str:
+    """A size in megabytes (10**6 bytes), as torchinfo prints it: '26.29 MB'."""
+    return f"{n / 1e6:,.2f} MB"
 
 
 def _bytes(n: int) -> str:
