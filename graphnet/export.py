@@ -33,10 +33,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .compile import Network, compile, module_target
+from .compile import Network, _reach, compile, module_target
 from .errors import ExportError
 from .graph import Graph
-from .ops import Held, get_op
+from .ops import get_op
 
 FORMATS = (".py", ".pt2", ".onnx")
 _CLASS_NAME = "Network"
@@ -47,8 +47,8 @@ def export(source: Graph | Network, path: str | Path, input_shape: Sequence[int]
     """Write ``source`` (a Graph, compiled here with fresh weights, or a compiled network with its
     own) to ``path``: ``.py``, ``.pt2`` or ``.onnx`` (see the module doc). ``input_shape`` (batch dim
     included; a dict input name -> shape for several inputs) is the example input the program
-    formats are traced on; ``outputs`` as for ``compile``. Returns ``path``; ExportError if
-    the network cannot be written in that format."""
+    formats are traced on; ``outputs`` as for ``compile``, for a Graph. Returns ``path``;
+    ExportError if the network cannot be written in that format."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -90,8 +90,12 @@ def _onnx(network: Network, inputs: tuple[torch.Tensor, ...], path: Path) -> Non
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise ExportError(f"writing .onnx needs {' and '.join(missing)}: pip install 'graphnet[onnx]'")
+    accepted = inspect.signature(torch.onnx.export).parameters
+    if "dynamo" not in accepted:
+        raise ExportError(f"writing .onnx needs torch >= 2.5 (torch.onnx.export(dynamo=True)), not {torch.__version__}")
+    one_file = {"external_data": False} if "external_data" in accepted else {}  # the weights inside the .onnx
     try:
-        torch.onnx.export(network, inputs, str(path), dynamo=True, external_data=False, verbose=False)
+        torch.onnx.export(network, inputs, str(path), dynamo=True, verbose=False, **one_file)
     except Exception as e:  # noqa: BLE001 - as for torch.export
         raise ExportError(f"torch.onnx.export failed: {type(e).__name__}: {_first_line(e)}") from e
 
@@ -120,14 +124,13 @@ def to_source(network: Network) -> str:
                 made.add(container)
                 init.append(_assign(".".join(outer[:i]), outer[i], "nn.Module()"))
         if op.name == "instance":
-            held = node.params["module"]
-            raise ExportError(f"an instance node holds a {type(held.module if isinstance(held, Held) else held).__name__} "
-                              f"object, which has no source form; export .pt2 or .onnx, or register its class as an op",
-                              node.path)
+            held = type(node.params["module"].module).__name__
+            raise ExportError(f"an instance node holds a module object ({held}), which has no source form; "
+                              f"export .pt2 or .onnx, or register its class as an op", node.path)
         factory = writer.name_of(op.target, node.path)
         kwargs = ", ".join(f"{k}={writer.value(v, node.path, k)}" for k, v in node.params.items())
         init.append(_assign(".".join(outer), name, f"{factory}({kwargs})"))
-        init += [f"{_reach(target)}.{p}.requires_grad_(False)" for p in node.attrs.get("frozen", ())]
+        init += [f"{_from_self(target)}.{p}.requires_grad_(False)" for p in node.attrs.get("frozen", ())]
     forward = writer.forward(network)
     body = "\n".join(f"        {line}" for line in init)
     head = (f'"""{_CLASS_NAME}: a network exported by graphnet from a graph of {len(graph.nodes)} nodes.\n\n'
@@ -141,17 +144,14 @@ def to_source(network: Network) -> str:
             f"    return {_CLASS_NAME}()\n")
 
 
-def _reach(target: str) -> str:
+def _from_self(target: str) -> str:
     """Python reaching the submodule ``target`` (dotted, or '' for the network) from ``self``."""
-    text = "self"
-    for name in filter(None, target.split(".")):
-        text = f"{text}.{name}" if _plain(name) else f"getattr({text}, {name!r})"
-    return text
+    return _reach(target, fx_style=False) if target else "self"
 
 
 def _assign(parent: str, name: str, value: str) -> str:
     """``self.a.name = value``, or ``add_module`` where ``name`` is no identifier or a keyword."""
-    owner = _reach(parent)
+    owner = _from_self(parent)
     return f"{owner}.{name} = {value}" if _plain(name) else f"{owner}.add_module({name!r}, {value})"
 
 

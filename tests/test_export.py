@@ -20,6 +20,7 @@ from torchvision.models.swin_transformer import SwinTransformer
 
 import graphnet
 from graphnet.cli import main
+from graphnet.ops import add, conv, relu
 from graphnet.zoo import airbench94, resnet9
 
 BATCH = (16, 3, 32, 32)  # 16 divides into the bag of tricks' ghost batches
@@ -44,6 +45,8 @@ NETWORKS = {
     "mobilenet_v2": lambda: graphnet.from_module(_mobilenet_v2()),
     "swin": lambda: graphnet.from_module(_swin()),
 }
+# graphnet's own function ops (the TTA views and their means), written into the .py file from their source
+EVAL_GRAPHS = {"airbench94_tta": lambda: graphnet.rewrite(NETWORKS["airbench94"](), ["tta_flip", "tta_translate"])}
 
 # Run by the fresh process: each exported file's network, loaded with the compiled graph's
 # state_dict, on the same input, in eval then in train mode (dropout seeded alike).
@@ -71,7 +74,7 @@ def networks():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # compile's note on unused nodes
-        return {name: graphnet.compile(make()) for name, make in NETWORKS.items()}
+        return {name: graphnet.compile(make()) for name, make in {**NETWORKS, **EVAL_GRAPHS}.items()}
 
 
 def _outputs(net, x):
@@ -113,7 +116,7 @@ def _instance_nodes(net):
     return [n.path for n in net.spec_graph.nodes if n.op == "instance"]
 
 
-@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("name", [*NETWORKS, *EVAL_GRAPHS])
 def test_the_python_file_computes_what_the_compiled_graph_computes(name, networks, python_runs):
     instances = _instance_nodes(networks[name])
     if instances:
@@ -136,6 +139,9 @@ def test_the_python_file_needs_no_graphnet_and_reads_plainly(networks, tmp_path)
     assert "self.layer1.residual.res1.conv = _conv(c_in=32, c_out=32)" in text
     assert "self.prep.whiten.weight.requires_grad_(False)" in text  # frozen, as compile leaves it
     assert "def forward(self, input):" in text and "\ndef build() -> Network:" in text
+    text = graphnet.export(networks["airbench94_tta"], tmp_path / "tta.py").read_text()
+    assert "def translate_views_fn(x: torch.Tensor, *, shift: int = 1)" in text
+    assert "tta_translate = translate_views_fn(input_1, shift = 1)" in text
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -199,3 +205,14 @@ def test_graphnet_export_on_the_command_line(tmp_path, capsys):
     assert "torch.nn.functional.celu(" in out.read_text()
     assert main(["export", "specs/resnet9.py", "-o", str(tmp_path / "net.txt")]) == 1
     assert "graphnet export: error: cannot export to 'net.txt'" in capsys.readouterr().err
+
+
+def test_any_node_name_the_spec_allows_is_written_out(tmp_path):
+    spec = {"in": conv(3, 4), "class": {"1a": conv(4, 4), "a b": relu()}, "sum": add(inputs=["in", "class"])}
+    net = graphnet.compile(graphnet.build(spec))
+    namespace: dict = {}
+    exec(compile(graphnet.export(net, tmp_path / "net.py").read_text(), "net.py", "exec"), namespace)
+    exported = namespace["build"]()
+    exported.load_state_dict(net.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    assert list(exported.state_dict()) == list(net.state_dict()) and torch.equal(exported(x), net(x))
