@@ -124,8 +124,8 @@ def recipe_setup(args: argparse.Namespace, options, runtime, recipe, world_size:
         import_modules(args)
     build_options = fit if fit is not None and not args.spec else {"num_classes": args.num_classes}
     net = build_net(spec, args.width_mult, **build_options)
-    return make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), world_size,
-                      **run_config(args, options, runtime), **config)
+    setup = make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), world_size, **config)
+    return replace(setup, config={**setup.config, **run_config(args, options, runtime, setup.graphs.net)})
 
 
 def add_search_arguments(p: argparse.ArgumentParser, target_required: bool) -> None:
@@ -222,11 +222,12 @@ def run_options(args: argparse.Namespace):
                    ghost_bn_method=args.ghost_bn_method)
 
 
-def run_config(args: argparse.Namespace, options, runtime) -> dict[str, Any]:
-    """The header's lines for how the runs compute (``describe_runtime``) and their seeds."""
+def run_config(args: argparse.Namespace, options, runtime, net) -> dict[str, Any]:
+    """The header's lines for how the runs of ``net`` compute (``describe_runtime``) and their seeds."""
+    from ..train.environment import for_network
     from ..train.runner import describe_runtime
 
-    return {**describe_runtime(runtime, options), "seed": args.seed, "runs": args.runs}
+    return {**describe_runtime(for_network(runtime, options, net), options), "seed": args.seed, "runs": args.runs}
 
 
 def output_folder(args: argparse.Namespace, command: str) -> Path:
