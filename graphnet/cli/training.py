@@ -37,11 +37,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the first run's seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 autocast on CUDA, fp32 on the CPU (bf16 runs there too); fp16 (CUDA): as Page, "
-                        "batch norms in fp32")
+                   help="auto: bf16 autocast on CUDA and on a CPU with bf16 units (AMX or AVX512-BF16), else fp32; "
+                        "fp16 (CUDA): as Page, batch norms in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward passes")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                   help="keep images and activations channels_last (default: on CUDA only)")
+                   help="keep images and activations channels_last (default: on, except for ghost batch norm on "
+                        "the CPU, where its reshape copies a channels_last batch)")
     p.add_argument("--ghost-bn-method", choices=("reshape", "view"),
                    help="how ghost batch norm computes its statistics: reshape (one batch_norm call; copies a "
                         "channels_last batch) or view (var_mean over a view; keeps the memory format)")
