@@ -89,7 +89,8 @@ def check(graph: Graph | dict, pass_: str | Pass, params: Mapping[str, Any] | No
         problems.append("the rewritten graph does not round-trip through to_spec")
 
     nets = (_random_network(before), _compile(after))
-    state = map_state(p, params, nets[0].state_dict(), before, after)
+    shapes = {k: tuple(v.shape) for k, v in nets[1].state_dict().items()}
+    state = map_state(p, params, nets[0].state_dict(), before, after, shapes)
     nets[1].load_state_dict(state, strict=False)
     missing = [k for k in nets[1].state_dict() if k not in state]
     if missing and p.keeps != "changes":

@@ -258,12 +258,12 @@ def rewrite(graph: Graph | dict, passes: Iterable[PassSpec], strict: bool = True
 
 
 def map_state(fn: Callable[..., Graph], params: Mapping[str, Any], state: State, before: Graph,
-              after: Graph) -> dict[str, torch.Tensor]:
+              after: Graph, shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of ``compile(after)`` from ``state``, that of ``compile(before)``, where the pass
     ``fn`` with ``params`` made ``after`` from ``before``: the pass's own map (``Pass.state``) over the
     entries whose key (node path) and shape ``after`` keeps; the keys of new or reshaped nodes it does
-    not map are absent."""
-    shapes = state_shapes(after)
+    not map are absent. ``shapes``: ``state_shapes(after)``, where the caller has them."""
+    shapes = state_shapes(after) if shapes is None else shapes
     carried = {k: v for k, v in state.items() if k in shapes and tuple(v.shape) == shapes[k]}
     mapper = getattr(fn, "state", None)
     if mapper is not None:
