@@ -189,3 +189,25 @@ def test_graphnet_tricks_shows_each_pass_contract(capsys):
     assert "  net   eval    fold_bn()\n" in out and "  net   exact   pool_before_act()\n" in out
     main(["tricks", "ghost_bn"])
     assert "keeps: eval (the same eval-mode function, weights carried over)]" in capsys.readouterr().out
+
+
+def test_an_exact_claim_is_checked_in_train_mode_too(nets):
+    drop_more = register_pass(rule({"drop": "dropout"}, lambda match: {"drop": bound("drop").changed(p=0.9)},
+                                   name="test_drop_more", keeps="exact", doc="Dropout 0.9 (for the test).\n\nNot exact.",
+                                   applied={"drop": ("dropout", {"p": 0.9})}))
+    try:
+        result = check(nets["resnet9+dropout+aux"], drop_more)
+        assert result.differences["eval"] == 0.0  # dropout is the identity in eval mode
+        assert result.problems[0].startswith("train mode: the output of 'drop' differs by ")
+    finally:
+        PASSES.pop("test_drop_more")
+    with pytest.raises(RewriteError, match="check takes a registered pass"):
+        check(nets["resnet9"], lambda graph: graph)
+
+
+def test_an_empty_replacement_needs_a_match_with_one_input():
+    spec = {"a": relu(), "b": relu(inputs=["input"]), "sum": ("add", {}, ["a", "b"]), "out": relu()}
+    drop_sums = rule({"sum": "add"}, {}, name="test_drop_sums", doc="Remove every add (for the test).\n\nNo.")
+    with pytest.raises(RewriteError, match="an empty replacement removes the match, so its consumers read its "
+                                           "input instead; 'sum' reads 2"):
+        rewrite(spec, [drop_sums])

@@ -72,6 +72,9 @@ def check(graph: Graph | dict, pass_: str | Pass, params: Mapping[str, Any] | No
     network's output shape. A pass that does not apply raises as in ``rewrite`` (``NoMatchError``).
     """
     p = get_pass(pass_) if isinstance(pass_, str) else pass_
+    if not isinstance(p, Pass):
+        raise RewriteError(getattr(p, "__name__", repr(p)), "check takes a registered pass (a name or a Pass), "
+                                                             "which declares what it keeps")
     params = dict(params or {})
     before = build(graph) if isinstance(graph, dict) else graph
     torch.manual_seed(seed)
