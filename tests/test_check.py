@@ -63,8 +63,8 @@ def test_a_pass_the_user_registers_is_checked_and_a_false_claim_is_caught(nets):
     honest = register_pass("test_identity_after_output", keeps="exact")(_identity_after_output)
     try:
         result = check(nets["resnet9"], "test_double_relu")
-        assert not result.ok and result.problems[0].startswith(
-            "eval mode: the output of 'layer1/conv' differs by ") and "(it reads 'prep/scale', which the pass made)" in result.problems[0]
+        assert result.problems[0].startswith("eval mode: the output of 'layer1/conv' differs by ")
+        assert result.problems[0].endswith("(it reads 'prep/scale', which the pass made)")
         assert result.keeps == "exact" and liar.keeps == "exact"
         assert all(check(nets[net], honest).ok for net in ("resnet9", "mobilenet_v2"))
     finally:
@@ -193,8 +193,8 @@ def test_graphnet_tricks_shows_each_pass_contract(capsys):
 
 def test_an_exact_claim_is_checked_in_train_mode_too(nets):
     drop_more = register_pass(rule({"drop": "dropout"}, lambda match: {"drop": bound("drop").changed(p=0.9)},
-                                   name="test_drop_more", keeps="exact", doc="Dropout 0.9 (for the test).\n\nNot exact.",
-                                   applied={"drop": ("dropout", {"p": 0.9})}))
+                                   name="test_drop_more", keeps="exact", applied={"drop": ("dropout", {"p": 0.9})},
+                                   doc="Dropout 0.9 (for the test).\n\nNot exact."))
     try:
         result = check(nets["resnet9+dropout+aux"], drop_more)
         assert result.differences["eval"] == 0.0  # dropout is the identity in eval mode

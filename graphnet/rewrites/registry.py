@@ -101,17 +101,6 @@ class Pass:
         return f"{self.name}{self.params_str()}  {self.doc.splitlines()[0]}"
 
     def __call__(self, graph: Graph, **params: Any) -> Graph:
-        self.check_params(params)
-        _RUNNING.append(self.name)
-        try:
-            return self.fn(graph, **params)
-        except PassError as e:
-            raise (NoMatchError if e.no_match else RewriteError)(self.name, e.message, e.path) from None
-        finally:
-            _RUNNING.pop()
-
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        """A RewriteError if ``params`` do not bind to the pass's params or misfit their annotations."""
         try:
             self.signature.bind(**params)
         except TypeError as e:
@@ -119,6 +108,13 @@ class Pass:
         problem = misfit(self.signature, self.hints, params)
         if problem is not None:
             raise RewriteError(self.name, problem)
+        _RUNNING.append(self.name)
+        try:
+            return self.fn(graph, **params)
+        except PassError as e:
+            raise (NoMatchError if e.no_match else RewriteError)(self.name, e.message, e.path) from None
+        finally:
+            _RUNNING.pop()
 
 
 def _check_kinds(name: str, applies_to: str, keeps: str) -> None:
