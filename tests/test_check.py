@@ -211,3 +211,11 @@ def test_an_empty_replacement_needs_a_match_with_one_input():
     with pytest.raises(RewriteError, match="an empty replacement removes the match, so its consumers read its "
                                            "input instead; 'sum' reads 2"):
         rewrite(spec, [drop_sums])
+
+
+def test_a_batch_the_network_cannot_take_is_one_error_naming_the_pass(nets):
+    ghost = rewrite(nets["resnet9"], ["ghost_bn"])
+    with pytest.raises(RewriteError, match="pass 'pool_before_act': train mode on random inputs of 2×3×32×32: "
+                                           "ghost batch norm: a batch of 2 does not split into 16"):
+        check(ghost, "pool_before_act")
+    assert check(ghost, "pool_before_act", batch=16).ok

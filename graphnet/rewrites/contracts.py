@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..compile import Network, compile
+from ..errors import SpecError
 from ..graph import Graph, build
 from ..losses import LOSS_INPUTS, cross_entropy
 from .registry import Pass, RewriteError, get_pass, map_state
@@ -101,7 +102,13 @@ def check(graph: Graph | dict, pass_: str | Pass, params: Mapping[str, Any] | No
 
     differences = {}
     for mode in ("eval", "train") if p.keeps == "exact" else ("eval",):
-        outs = [_run(net, mode, inputs, seed) for net in nets]
+        try:
+            outs = [_run(net, mode, inputs, seed) for net in nets]
+        except (RuntimeError, ValueError) as e:  # a ShapeError (a SpecError) names the node itself
+            if isinstance(e, SpecError):
+                raise
+            shape = "×".join(map(str, inputs[0].shape))
+            raise RewriteError(p.name, f"{mode} mode on random inputs of {shape}: {e}") from e
         if p.keeps == "changes":
             continue
         differences[mode] = _difference(*outs)
