@@ -198,6 +198,8 @@ def cifar_slice(root: Path, classes: int = 3, train: int = 64, test: int = 16, s
             image = Image.open(tar.extractfile(member)).convert("L").resize((size, size), Image.BILINEAR)
             (root / split / label).mkdir(parents=True, exist_ok=True)
             image.save(root / split / label / Path(file).with_suffix(".png"))
+            if len(kept) == 2 * classes and all(kept[key] == wanted[key[0]] for key in kept):
+                break
     return root
 
 
