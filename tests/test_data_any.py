@@ -156,19 +156,20 @@ def small_dataset(classes: int, size: int, n: int = 64) -> Dataset:
     return Dataset(images, labels, images[:8], labels[:8], [f"c{i}" for i in range(classes)])
 
 
-@pytest.mark.parametrize("classes,size,changes,message", [
-    (1, 24, {}, r"^the data set has 1 class \(c0\): a classifier needs at least 2$"),
-    (3, 24, {}, r"^the network's output logits is 6 per image, but the data has 3 classes: build it for 3 "
-                r"\(--num-classes 3\)$"),
-    (6, 4, {"cutout": 0}, r"^crop padding 4 does not fit the 4x4 images \(reflect padding needs less than the "
-                          r"image size\)$"),
-    (6, 6, {"pad": 2, "cutout": 8}, r"^cutout 8 is larger than the 6x6 images$"),
+@pytest.mark.parametrize("classes,size,channels,changes,message", [
+    (1, 24, 1, {}, r"^the data set has 1 class \(c0\): a classifier needs at least 2$"),
+    (3, 24, 1, {}, r"^the network's output logits is 6 per image, but the data has 3 classes: build it for 3 "
+                   r"\(--num-classes 3\)$"),
+    (6, 4, 1, {"cutout": 0}, r"^crop padding 4 does not fit the 4x4 images \(reflect padding needs less than the "
+                             r"image size\)$"),
+    (6, 6, 1, {"pad": 2, "cutout": 8}, r"^cutout 8 is larger than the 6x6 images$"),
+    (6, 24, 3, {}, r"^prep/conv takes 3 channels, but the images have 1: build the network for 1$"),
 ])
-def test_checks_before_training_are_one_line(classes, size, changes, message):
+def test_checks_before_training_are_one_line(classes, size, channels, changes, message):
     from dataclasses import replace
 
     recipe = replace(get_recipe("baseline"), batch_size=32, **changes)
-    net = build(resnet9.build(width_mult=0.125, num_classes=6, in_channels=1))
+    net = build(resnet9.build(width_mult=0.125, num_classes=6, in_channels=channels))
     with pytest.raises(TrainError, match=message):
         check_data(recipe, net, small_dataset(classes, size))
 
@@ -197,6 +198,8 @@ def cifar_slice(root: Path, classes: int = 3, train: int = 64, test: int = 16, s
             image = Image.open(tar.extractfile(member)).convert("L").resize((size, size), Image.BILINEAR)
             (root / split / label).mkdir(parents=True, exist_ok=True)
             image.save(root / split / label / Path(file).with_suffix(".png"))
+            if len(kept) == 2 * classes and all(kept[key] == wanted[key[0]] for key in kept):
+                break
     return root
 
 

@@ -20,19 +20,21 @@ STATS_CHUNK = 4096  # images a step of channel_stats sums over a decoded set
 def channel_stats(batches: Iterable[torch.Tensor]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """``(mean, std)`` per channel of the images in ``batches`` (each N×H×W×C uint8) on the 0-255
     scale: the mean and std of all the channel's pixels, the std at least 1 (a constant channel
-    is shifted, not blown up). Sums are exact integers, so the same images in any order and
-    batching give the same figures; ValueError for no images."""
-    total = squares = None
-    count = 0
+    is shifted, not blown up). Computed from each channel's histogram of values (exact counts,
+    so the same images in any order and batching give the same figures); ValueError for no
+    images."""
+    counts = None
     for part in batches:
-        x = part.reshape(-1, part.shape[-1]).to(torch.int64)
-        total = x.sum(0) if total is None else total + x.sum(0)
-        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
-        count += len(x)
-    if not count:
+        pixels = part.reshape(-1, part.shape[-1])
+        if len(pixels):
+            histograms = torch.stack([torch.bincount(pixels[:, c], minlength=256) for c in range(pixels.shape[1])])
+            counts = histograms if counts is None else counts + histograms
+    if counts is None:
         raise ValueError("channel statistics need at least one image")
-    mean = total.double() / count
-    std = (squares.double() / count - mean * mean).clamp_min(1).sqrt()
+    values = torch.arange(256, dtype=torch.float64)
+    n = counts.sum(1).double()
+    mean = (counts.double() @ values) / n
+    std = ((counts.double() @ values.square()) / n - mean.square()).clamp_min(1).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())
 
 

@@ -63,8 +63,9 @@ class NonFiniteLoss(TrainError):
 def check_data(recipe: Recipe, net: Graph, dataset: Dataset | Source) -> None:
     """TrainError, in one line, if ``recipe`` cannot train ``net`` on ``dataset``: fewer than 2
     classes, no full batch, crop padding or a cutout that does not fit the images, no test
-    images, or network outputs that are not one per class (a network that cannot take the
-    images at all is the ShapeError of its failing node)."""
+    images, a conv on the input that wants other channels than the images have, or network
+    outputs that are not one per class (a network that cannot take the images otherwise is the
+    ShapeError of its failing node)."""
     from ..summary import summary
 
     n, n_test, shape, num_classes = data_sizes(dataset)
@@ -82,6 +83,10 @@ def check_data(recipe: Recipe, net: Graph, dataset: Dataset | Source) -> None:
         raise TrainError(f"cutout {recipe.cutout} is larger than the {height}x{width} images")
     if n_test == 0:
         raise TrainError("the test set is empty")
+    for path in net.find(op="conv", where=lambda node: net.inputs[0] in node.inputs):
+        if net[path].params["c_in"] != shape[0]:
+            raise TrainError(f"{path} takes {net[path].params['c_in']} channels, but the images have {shape[0]}: "
+                             f"build the network for {shape[0]}")
     outputs = summary(net, (1, *shape)).shapes[net.output]
     if outputs != (1, num_classes):
         per_image = "x".join(map(str, outputs[1:])) if outputs else "not a tensor"
