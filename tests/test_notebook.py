@@ -26,7 +26,7 @@ def image_folder(root: Path, per_class: dict[str, int], classes: int = 10) -> Pa
         for c in range(classes):
             (root / split / f"class{c}").mkdir(parents=True)
             for i in range(n):  # a class's images share a tint, so that there is something to learn
-                pixels = rng.integers(0, 128, (32, 32, 3)) + np.array([12 * c, 0, 120 - 12 * c])
+                pixels = rng.integers(0, 48, (32, 32, 3)) + np.array([20 * c, 100, 200 - 20 * c])
                 Image.fromarray(pixels.astype(np.uint8)).save(root / split / f"class{c}" / f"{i}.png")
     return root
 
@@ -39,9 +39,11 @@ def test_notebook_is_committed_without_outputs():
 def test_notebook_runs(tmp_path):
     data = image_folder(tmp_path / "data", {"train": 52, "test": 13})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRAPHNET_DATA": str(data), "GRAPHNET_OUT": str(tmp_path / "out"),
-           "GRAPHNET_SUBSET": "512"}
+           "GRAPHNET_SUBSET": "512", "GRAPHNET_TARGET": "0.25"}
     out = subprocess.run([sys.executable, "-c", RUN_CELLS, str(NOTEBOOK)], cwd=ROOT / "examples", env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "epoch 1: train loss" in out.stdout
     assert (tmp_path / "out" / "ghost_bn_celu_diff.dot").exists()
+    steps = (tmp_path / "out" / "ablate" / "ablate.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in steps[1:]] == ["baseline", "pool_before_norm", "celu"]
