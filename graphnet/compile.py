@@ -25,7 +25,7 @@ from torch import fx, nn
 
 from .errors import ParamError, ShapeError, SpecError
 from .graph import Graph
-from .ops import get_op
+from .ops import Stored, get_op
 
 
 class Network(fx.GraphModule):
@@ -196,9 +196,20 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
     code.output(_outputs(graph, values, outputs))
     _warn_unused(graph, outputs)
     network = Network(root, code, class_name="Network")
+    stored = [n for n, m in network.named_modules() if isinstance(m, Stored)]
+    if stored:
+        network._register_load_state_dict_pre_hook(functools.partial(_load_stored, stored))
     network.spec_graph = graph
     network.meta["graphnet_outputs"] = outputs
     return network
+
+
+def _load_stored(targets: list[str], state_dict: dict, prefix: str, *_: Any) -> None:
+    """Rename each parameter or buffer node's key (``class_token``, as it is saved) to its tensor's
+    (``class_token.value``) before the network loads ``state_dict``."""
+    for target in targets:
+        if prefix + target in state_dict:
+            state_dict[f"{prefix}{target}.value"] = state_dict.pop(prefix + target)
 
 
 def _make(op: Any, path: str, args: tuple, kwargs: dict) -> nn.Module:
@@ -252,11 +263,19 @@ def _output_paths(graph: Graph, outputs: Any) -> list[str]:
         list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
 
 
+def unused_nodes(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | None = None) -> list[str]:
+    """The paths, in execution order, of the nodes that no output (``compile``'s ``outputs``) depends on."""
+    paths = _output_paths(graph, outputs)
+    for path in paths:
+        if path not in graph:
+            raise SpecError("output is not a node of the graph", path)
+    used = set(paths).union(*(nx.ancestors(graph.nx, p) for p in paths))
+    return [p for p in graph.order if p not in used]
+
+
 def _warn_unused(graph: Graph, outputs: Any) -> None:
     """Warn once, naming them, about nodes that no output depends on."""
-    paths = _output_paths(graph, outputs)
-    used = set(paths).union(*(nx.ancestors(graph.nx, p) for p in paths))
-    unused = [p for p in graph.order if p not in used]
+    unused = unused_nodes(graph, outputs)
     if unused:
         shown = ", ".join(unused[:8]) + (f" and {len(unused) - 8} more" if len(unused) > 8 else "")
         warnings.warn(f"compile: {len(unused)} node(s) that no output uses still run: {shown} "

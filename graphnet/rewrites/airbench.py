@@ -74,7 +74,7 @@ def unit_std(module: nn.Module, x: torch.Tensor | None = None) -> None:
 # -- passes --------------------------------------------------------------------------------
 
 
-@register_pass("whiten_input_pm")
+@register_pass("whiten_input_pm", keeps="changes")
 def whiten_input_pm(graph: Graph, patch: PositiveInt = 2, eps: Annotated[float, Range(0, open_low=True)] = 5e-4,
                     bias_epochs: float = 3) -> Graph:
     """Make the first conv on the input a frozen ± patch-whitening conv: ``patch``×``patch``, no padding, biased.
@@ -129,7 +129,7 @@ def _dirac_init(match) -> dict:
 
 
 dirac_init = register_pass(rule(
-    {"conv": pat("conv", where=shape_keeping)}, _dirac_init, name="dirac_init",
+    {"conv": pat("conv", where=shape_keeping)}, _dirac_init, name="dirac_init", keeps="exact",
     applied={"conv": pat("conv", where=lambda node: node.attrs.get("init") == DIRAC)}))
 
 
@@ -159,7 +159,7 @@ def _bn_settings(match, momentum: Annotated[float, Range(0, 1, open_low=True)] =
                                           **({"weight_init": 1.0} if frozen_weight else {}))}
 
 
-bn_settings = register_pass(rule({"norm": any_of(*NORMS)}, _bn_settings, name="bn_settings"))
+bn_settings = register_pass(rule({"norm": any_of(*NORMS)}, _bn_settings, name="bn_settings", keeps="changes"))
 
 
 # -- test-time augmentation -------------------------------------------------------------------
@@ -191,7 +191,7 @@ translate_views = register("translate_views", translate_views_fn)
 weighted_views = register("weighted_views", weighted_views_fn)
 
 
-@register_pass("tta_translate", applies_to="eval", after=("tta_flip",))
+@register_pass("tta_translate", applies_to="eval", after=("tta_flip",), keeps="changes")
 def tta_translate(graph: Graph, shift: PositiveInt = 1) -> Graph:
     """Make the output airbench's 6-view TTA: flip × {no shift, ``shift`` px down-right, up-left}, weighted ½, ¼, ¼.
 

@@ -60,17 +60,33 @@ class NonFiniteLoss(TrainError):
                          f"(the log keeps the {len(rows)} epoch(s) before)")
 
 
-def check_data(recipe: Recipe, dataset: Dataset | Source) -> None:
-    """TrainError if ``recipe`` cannot train on ``dataset``: no full batch, a cutout larger than
-    the images, or no test images."""
-    n, n_test, (_, height, width), _ = data_sizes(dataset)
+def check_data(recipe: Recipe, net: Graph, dataset: Dataset | Source) -> None:
+    """TrainError, in one line, if ``recipe`` cannot train ``net`` on ``dataset``: fewer than 2
+    classes, no full batch, crop padding or a cutout that does not fit the images, no test
+    images, or network outputs that are not one per class (a network that cannot take the
+    images at all is the ShapeError of its failing node)."""
+    from ..summary import summary
+
+    n, n_test, shape, num_classes = data_sizes(dataset)
+    height, width = shape[1:]
+    if num_classes < 2:
+        raise TrainError(f"the data set has {num_classes} class ({', '.join(dataset.classes)}): a classifier "
+                         "needs at least 2")
     if n < recipe.batch_size:
         raise TrainError(f"{n} training images make no batch of {recipe.batch_size}: use a smaller batch size "
                          f"or more data")
+    if recipe.pad >= min(height, width):
+        raise TrainError(f"crop padding {recipe.pad} does not fit the {height}x{width} images (reflect padding "
+                         "needs less than the image size)")
     if recipe.cutout > min(height, width):
         raise TrainError(f"cutout {recipe.cutout} is larger than the {height}x{width} images")
     if n_test == 0:
         raise TrainError("the test set is empty")
+    outputs = summary(net, (1, *shape)).shapes[net.output]
+    if outputs != (1, num_classes):
+        per_image = "x".join(map(str, outputs[1:])) if outputs else "not a tensor"
+        raise TrainError(f"the network's output {net.output} is {per_image} per image, but the data has "
+                         f"{num_classes} classes: build it for {num_classes} (--num-classes {num_classes})")
 
 
 def whitening_sample(dataset: Dataset, n: int) -> Dataset:
@@ -162,7 +178,7 @@ class Trainer:
         _, num_test, self.image_shape, self.num_classes = data_sizes(dataset)
         self.image_size = self.image_shape[1]
         self.batch_size = self.dist.local_batch(recipe.batch_size)  # this process's share of the batch
-        check_data(recipe, dataset)
+        check_data(recipe, graphs.net, dataset)
         self.eval_batch_size = min(recipe.batch_size, num_test)
 
         self.net = self._compile(graphs.net).to(self.device, memory_format=runtime.memory_format)
