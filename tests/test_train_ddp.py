@@ -105,7 +105,8 @@ def test_nproc_2_trains_writes_from_rank_0_only_and_eval_loads_it(archive, tmp_p
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "graphnet.cli", "train", "--nproc", "2", "--data", str(archive),
-                           "--epochs", "2", "--subset", "256", *SMALL[:2], "--batch-size", "64", "--device", "cpu"],
+                           "--epochs", "2", "--subset", "256", *SMALL[:2], "--batch-size", "64", "--device", "cpu",
+                           "--precision", "fp32"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert re.search(r"^  processes +2 \(DistributedDataParallel, gloo\), each 32 images of the batch of 64",

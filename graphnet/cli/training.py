@@ -37,11 +37,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the first run's seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 autocast on CUDA, fp32 on the CPU (bf16 runs there too); fp16 (CUDA): as Page, "
-                        "batch norms in fp32")
+                   help="auto: bf16 autocast on CUDA and on a CPU with bf16 units (AMX or AVX512-BF16), else fp32; "
+                        "fp16 (CUDA): as Page, batch norms in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward passes")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                   help="keep images and activations channels_last (default: on CUDA only)")
+                   help="keep images and activations channels_last (default: on, except for ghost batch norm on "
+                        "the CPU, where its reshape copies a channels_last batch)")
     p.add_argument("--ghost-bn-method", choices=("reshape", "view"),
                    help="how ghost batch norm computes its statistics: reshape (one batch_norm call; copies a "
                         "channels_last batch) or view (var_mean over a view; keeps the memory format)")
@@ -124,8 +125,8 @@ def recipe_setup(args: argparse.Namespace, options, runtime, recipe, world_size:
         import_modules(args)
     build_options = fit if fit is not None and not args.spec else {"num_classes": args.num_classes}
     net = build_net(spec, args.width_mult, **build_options)
-    return make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), world_size,
-                      **run_config(args, options, runtime), **config)
+    setup = make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), world_size, **config)
+    return replace(setup, config={**setup.config, **run_config(args, options, runtime, setup.graphs.net)})
 
 
 def add_search_arguments(p: argparse.ArgumentParser, target_required: bool) -> None:
@@ -222,11 +223,12 @@ def run_options(args: argparse.Namespace):
                    ghost_bn_method=args.ghost_bn_method)
 
 
-def run_config(args: argparse.Namespace, options, runtime) -> dict[str, Any]:
-    """The header's lines for how the runs compute (``describe_runtime``) and their seeds."""
+def run_config(args: argparse.Namespace, options, runtime, net) -> dict[str, Any]:
+    """The header's lines for how the runs of ``net`` compute (``describe_runtime``) and their seeds."""
+    from ..train.environment import for_network
     from ..train.runner import describe_runtime
 
-    return {**describe_runtime(runtime, options), "seed": args.seed, "runs": args.runs}
+    return {**describe_runtime(for_network(runtime, options, net), options), "seed": args.seed, "runs": args.runs}
 
 
 def output_folder(args: argparse.Namespace, command: str) -> Path:

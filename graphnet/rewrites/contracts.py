@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..compile import Network, compile
+from ..errors import SpecError
 from ..graph import Graph, build
 from ..losses import LOSS_INPUTS, cross_entropy
 from .registry import Pass, RewriteError, get_pass, map_state
@@ -72,6 +73,9 @@ def check(graph: Graph | dict, pass_: str | Pass, params: Mapping[str, Any] | No
     network's output shape. A pass that does not apply raises as in ``rewrite`` (``NoMatchError``).
     """
     p = get_pass(pass_) if isinstance(pass_, str) else pass_
+    if not isinstance(p, Pass):
+        raise RewriteError(getattr(p, "__name__", repr(p)), "check takes a registered pass (a name or a Pass), "
+                                                             "which declares what it keeps")
     params = dict(params or {})
     before = build(graph) if isinstance(graph, dict) else graph
     torch.manual_seed(seed)
@@ -89,7 +93,8 @@ def check(graph: Graph | dict, pass_: str | Pass, params: Mapping[str, Any] | No
         problems.append("the rewritten graph does not round-trip through to_spec")
 
     nets = (_random_network(before), _compile(after))
-    state = map_state(p, params, nets[0].state_dict(), before, after)
+    shapes = {k: tuple(v.shape) for k, v in nets[1].state_dict().items()}
+    state = map_state(p, params, nets[0].state_dict(), before, after, shapes)
     nets[1].load_state_dict(state, strict=False)
     missing = [k for k in nets[1].state_dict() if k not in state]
     if missing and p.keeps != "changes":
@@ -97,7 +102,13 @@ def check(graph: Graph | dict, pass_: str | Pass, params: Mapping[str, Any] | No
 
     differences = {}
     for mode in ("eval", "train") if p.keeps == "exact" else ("eval",):
-        outs = [_run(net, mode, inputs, seed) for net in nets]
+        try:
+            outs = [_run(net, mode, inputs, seed) for net in nets]
+        except (RuntimeError, ValueError) as e:  # a ShapeError (a SpecError) names the node itself
+            if isinstance(e, SpecError):
+                raise
+            shape = "×".join(map(str, inputs[0].shape))
+            raise RewriteError(p.name, f"{mode} mode on random inputs of {shape}: {e}") from e
         if p.keeps == "changes":
             continue
         differences[mode] = _difference(*outs)

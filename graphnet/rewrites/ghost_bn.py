@@ -105,15 +105,16 @@ def _ghost_bn(match, num_splits: PositiveInt = 16) -> dict:
     return {"norm": bound("norm").changed(op="ghost_batch_norm", num_splits=num_splits)}
 
 
-def _ghost_bn_state(state: State, before: Graph, after: Graph, num_splits: PositiveInt = 16) -> dict[str, torch.Tensor]:
+def _ghost_bn_state(state: State, before: Graph, after: Graph, **params) -> dict[str, torch.Tensor]:
     """Each new ghost batch norm's running statistics: the batch norm's, once per split (their mean is
     what evaluation uses, so the eval-mode function is kept)."""
     out = {}
-    for path in after.find(op="ghost_batch_norm", where=lambda n: before[n.path].op == "batch_norm"):
+    made = [p for p in after.find(op="ghost_batch_norm") if p in before and before[p].op == "batch_norm"]
+    for path in made:
         for name in ("running_mean", "running_var"):
             key = f"{module_target(path)}.{name}"
             if key in state:
-                out[key] = state[key].repeat(num_splits)
+                out[key] = state[key].repeat(after[path].params["num_splits"])
     return out
 
 

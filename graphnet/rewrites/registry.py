@@ -101,17 +101,6 @@ class Pass:
         return f"{self.name}{self.params_str()}  {self.doc.splitlines()[0]}"
 
     def __call__(self, graph: Graph, **params: Any) -> Graph:
-        self.check_params(params)
-        _RUNNING.append(self.name)
-        try:
-            return self.fn(graph, **params)
-        except PassError as e:
-            raise (NoMatchError if e.no_match else RewriteError)(self.name, e.message, e.path) from None
-        finally:
-            _RUNNING.pop()
-
-    def check_params(self, params: Mapping[str, Any]) -> None:
-        """A RewriteError if ``params`` do not bind to the pass's params or misfit their annotations."""
         try:
             self.signature.bind(**params)
         except TypeError as e:
@@ -119,6 +108,13 @@ class Pass:
         problem = misfit(self.signature, self.hints, params)
         if problem is not None:
             raise RewriteError(self.name, problem)
+        _RUNNING.append(self.name)
+        try:
+            return self.fn(graph, **params)
+        except PassError as e:
+            raise (NoMatchError if e.no_match else RewriteError)(self.name, e.message, e.path) from None
+        finally:
+            _RUNNING.pop()
 
 
 def _check_kinds(name: str, applies_to: str, keeps: str) -> None:
@@ -258,12 +254,12 @@ def rewrite(graph: Graph | dict, passes: Iterable[PassSpec], strict: bool = True
 
 
 def map_state(fn: Callable[..., Graph], params: Mapping[str, Any], state: State, before: Graph,
-              after: Graph) -> dict[str, torch.Tensor]:
+              after: Graph, shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of ``compile(after)`` from ``state``, that of ``compile(before)``, where the pass
     ``fn`` with ``params`` made ``after`` from ``before``: the pass's own map (``Pass.state``) over the
     entries whose key (node path) and shape ``after`` keeps; the keys of new or reshaped nodes it does
-    not map are absent."""
-    shapes = state_shapes(after)
+    not map are absent. ``shapes``: ``state_shapes(after)``, where the caller has them."""
+    shapes = state_shapes(after) if shapes is None else shapes
     carried = {k: v for k, v in state.items() if k in shapes and tuple(v.shape) == shapes[k]}
     mapper = getattr(fn, "state", None)
     if mapper is not None:

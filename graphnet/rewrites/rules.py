@@ -15,8 +15,9 @@ match, unless ``shared=True``.
 order. ``explain(graph, pattern)`` gives the near misses: where each partial match broke, and why.
 
 A **replacement** is a spec fragment (dict ``name -> node``, in order, a chain unless it says
-``inputs``; empty: the match is removed, its consumers reading its input) for the matched nodes, or a function ``(match, **params) -> fragment``, which
-returns None to leave a match as it is. In it, ``bound('norm')`` is the matched node as it was
+``inputs``; empty: the match is removed, its consumers reading its input) for the matched
+nodes, or a function ``(match, **params) -> fragment``, which returns None to leave a match as
+it is. In it, ``bound('norm')`` is the matched node as it was
 and ``bound('norm').changed(op=..., attrs=..., **params)`` that node changed (params and attrs
 merged over its own); input names are fragment names, then pattern names. A fragment node
 named like a pattern node keeps its path (and its attrs, unless it gives some); new names go

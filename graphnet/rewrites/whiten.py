@@ -57,9 +57,9 @@ def whiten_input(graph: Graph, patch: Annotated[int, Range(1), Odd()] = 3,
                  eps: Annotated[float, Range(0, open_low=True)] = 1e-2) -> Graph:
     """Replace the first conv on the input by a fixed patch-whitening conv and a learnable 1×1 conv.
 
-    The new ``whiten`` node (``whiten_1``, ... where that path is taken) is a ``patch``×``patch`` conv with ``c_in·patch²`` filters, frozen,
-    whose weights ``graphnet.initialise`` sets from data (attr ``init: whitening``); the old
-    conv becomes a 1×1 conv from those channels to its own width, so its consumers are unchanged.
+    The new ``whiten`` node (``whiten_1``, ... where that path is taken) is a ``patch``×``patch``
+    conv with ``c_in·patch²`` filters, frozen, whose weights ``graphnet.initialise`` sets from
+    data (attr ``init: whitening``); the old conv becomes a 1×1 conv from those channels to its own width, so its consumers are unchanged.
 
     The first layer learns slowly from raw, highly correlated pixels. Fixing it to the PCA
     whitening of the input's patches gives the rest of the net a well-conditioned input
