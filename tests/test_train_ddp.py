@@ -187,7 +187,7 @@ def test_the_streaming_path_learns_as_the_on_device_path(red_and_blue):
 
     torch.set_num_threads(1)
     recipe = dataclasses.replace(get_recipe("celu").with_epochs(3), batch_size=32)  # no ghost BN, EMA or TTA
-    setup = make_setup(build(resnet9.build(width_mult=0.125)), recipe)
+    setup = make_setup(build(resnet9.build(width_mult=0.125, num_classes=2)), recipe)
     options = Options(device="cpu", progress=False, workers=1)
     decoded = load_dataset(red_and_blue, cache_dir=red_and_blue.parent / "cache", progress=False)
     accuracy = {}
