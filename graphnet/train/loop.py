@@ -2,7 +2,7 @@
 
 A :class:`Trainer` is made once per (graphs, recipe, data set, runtime): it compiles the
 networks, keeps the images the data initialisers see, and on CUDA (or with ``compile``) warms
-up on random data, all before any clock starts. Each :meth:`Trainer.run` then re-initialises
+up (a discarded run's first steps: :meth:`Trainer._warm_up`), all before any clock starts. Each :meth:`Trainer.run` then re-initialises
 the weights from its seed and trains. Its clock covers the preprocessing (moving the data set
 to the device, normalising, padding; fitting the data initialisers such as input whitening)
 and the training steps, synchronising CUDA before each read. After each epoch the evaluated
