@@ -240,8 +240,8 @@ class _Writer:
             raise ExportError(f"graphnet's {obj.__module__}.{obj.__qualname__} cannot be written into the file "
                               f"under its own name", path)
         self.names[name] = obj
-        source = textwrap.dedent(inspect.getsource(obj))
         scope = vars(sys.modules[obj.__module__])
+        source = _without_registration(textwrap.dedent(inspect.getsource(obj)), scope)
         for used in _globals_used(source):
             if used in scope:
                 self._use_global(used, scope[used], path)
@@ -282,6 +282,18 @@ def _lookup(module: str, qualname: str) -> Any:
     for part in qualname.split("."):
         value = getattr(value, part, None)
     return value
+
+
+def _without_registration(source: str, scope: Mapping[str, Any]) -> str:
+    """``source`` (one def or class) without the decorators that are graphnet's (``@register("concat")``):
+    they register the op, which the file has no use for."""
+    lines = source.splitlines(keepends=True)
+    tree = ast.parse(source).body[0]
+    for decorator in reversed(tree.decorator_list):
+        call = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(call, ast.Name) and _is_graphnet(scope.get(call.id)):
+            del lines[decorator.lineno - 1: decorator.end_lineno]
+    return "".join(lines)
 
 
 def _globals_used(source: str) -> list[str]:
