@@ -19,6 +19,7 @@ The program formats carry the network's weights and fix the input shape as given
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import inspect
 import keyword
@@ -33,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .compile import Network, _reach, compile, module_target
+from .compile import Network, _reach, compile, load_stored, module_target, stored_targets
 from .errors import ExportError
 from .graph import Graph
 from .ops import get_op
@@ -131,6 +132,11 @@ def to_source(network: Network) -> str:
         kwargs = ", ".join(f"{k}={writer.value(v, node.path, k)}" for k, v in node.params.items())
         init.append(_assign(".".join(outer), name, f"{factory}({kwargs})"))
         init += [f"{_from_self(target)}.{p}.requires_grad_(False)" for p in node.attrs.get("frozen", ())]
+    stored = stored_targets(network)
+    if stored:  # parameter and buffer nodes are saved under their own keys, and loaded back by them
+        writer.import_lines["import functools"] = None
+        init.append(f"self._register_load_state_dict_pre_hook(functools.partial("
+                    f"{writer.name_of(load_stored, None)}, {stored!r}))")
     forward = writer.forward(network)
     body = "\n".join(f"        {line}" for line in init)
     head = (f'"""{_CLASS_NAME}: a network exported by graphnet from a graph of {len(graph.nodes)} nodes.\n\n'
@@ -163,7 +169,8 @@ class _Writer:
     """The names a ``.py`` export uses: imports, graphnet sources written in, and the name each has."""
 
     def __init__(self):
-        self.names: dict[str, Any] = {_CLASS_NAME: None, "build": None, "nn": nn, "torch": torch}
+        self.names: dict[str, Any] = {_CLASS_NAME: None, "build": None, "nn": nn, "torch": torch,
+                                      "functools": functools}
         self.import_lines: dict[str, None] = {"import torch": None, "from torch import nn": None}
         self.sources: dict[str, None] = {}  # source texts, dependencies first
 
@@ -201,6 +208,7 @@ class _Writer:
         """The compiled graph's ``forward`` source, each global it calls named as the file names it."""
         code = network.graph.python_code(root_module="self")
         src = code.src
+        local = set(re.findall(r"\b[A-Za-z_]\w*\b", src)) - set(code.globals)  # the nodes' variables, ...
         for name, obj in code.globals.items():
             if not re.search(rf"\b{re.escape(name)}\b", src) or obj is torch:
                 continue
@@ -209,7 +217,11 @@ class _Writer:
                 continue
             path = next((n.meta.get("graphnet_path") for n in network.graph.nodes if n.target is obj), None)
             mine = self.name_of(obj, path)
-            src = re.sub(rf"\b{re.escape(name)}\b", mine, src)
+            if mine.partition(".")[0] in local:  # a variable of that name would hide it: fx's name stays
+                self.names[name] = obj
+                self.sources[f"{name} = {mine}\n"] = None
+            else:
+                src = re.sub(rf"\b{re.escape(name)}\b", mine, src)
         return src
 
     def imports(self) -> str:
