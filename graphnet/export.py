@@ -5,7 +5,7 @@ The suffix of ``path`` picks the format:
 - ``.py``: a standalone PyTorch file that needs no graphnet. Its ``Network`` class builds each
   module node's submodule at the node's path in ``__init__`` (so the compiled graph's
   ``state_dict`` loads as is), and its ``forward`` is the compiled graph's straight-line fx
-  code. graphnet's own ops (``_conv``, ``GhostBatchNorm``, ``concat_fn``, ...) are written
+  code. graphnet's own ops (``_conv``, ``GhostBatchNorm``, ``concat``, ...) are written
   into the file from their source, with what they use; any other op is imported from the
   module that defines it. ``build()`` returns a ``Network`` with fresh weights.
 - ``.pt2``: ``torch.export.export`` of the eval-mode network on an input of ``input_shape``,
@@ -58,11 +58,13 @@ def export(source: Graph | Network, path: str | Path, input_shape: Sequence[int]
     if suffix == ".py":
         path.write_text(to_source(network))
         return path
-    inputs = _example_inputs(network.spec_graph, input_shape)
+    tensors = [*network.parameters(), *network.buffers()]
+    inputs = _example_inputs(network.spec_graph, input_shape, tensors[0].device if tensors else None)
     training = network.training
     network.eval()
     try:
-        network(*inputs)  # the first call checks shapes eagerly: a ShapeError names the node
+        with torch.no_grad():
+            network(*inputs)  # the first call checks shapes eagerly: a ShapeError names the node
         if suffix == ".pt2":
             torch.export.save(_program(network, inputs), path)
         else:
@@ -72,12 +74,14 @@ def export(source: Graph | Network, path: str | Path, input_shape: Sequence[int]
     return path
 
 
-def _example_inputs(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int]]) -> tuple[torch.Tensor, ...]:
+def _example_inputs(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int]],
+                    device: torch.device | None) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the given shapes on the network's device, one per graph input."""
     given = dict(input_shape) if isinstance(input_shape, Mapping) else {graph.inputs[0]: input_shape}
     missing = [name for name in graph.inputs if name not in given]
     if missing:
         raise ExportError(f"no input shape for graph input(s) {', '.join(missing)}")
-    return tuple(torch.randn(*given[name]) for name in graph.inputs)
+    return tuple(torch.randn(*given[name], device=device) for name in graph.inputs)
 
 
 def _program(network: Network, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
