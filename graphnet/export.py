@@ -192,7 +192,7 @@ class _Writer:
         return f"{name}.{rest}" if rest else name
 
     def value(self, value: Any, path: str | None, param: str) -> str:
-        """Source text of a param value: a literal, a tuple/list/dict of them, or a class or function."""
+        """Source text of a param value: a literal or dtype, a tuple/list/dict of them, or a class or function."""
         if isinstance(value, (tuple, list)):
             items = [self.value(v, path, param) for v in value]
             return f"({items[0]},)" if isinstance(value, tuple) and len(items) == 1 else \
@@ -204,15 +204,15 @@ class _Writer:
             return self.name_of(value, path)
         if isinstance(value, float) and not math.isfinite(value):
             return f"float({str(value)!r})"
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return repr(value)
+        if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
+            return repr(value)  # a dtype reads torch.float32
         raise ExportError(f"param {param}={value!r} has no source form", path)
 
     def forward(self, network: Network) -> str:
         """The compiled graph's ``forward`` source, each global it calls named as the file names it."""
         code = network.graph.python_code(root_module="self")
         src = code.src
-        local = set(re.findall(r"\b[A-Za-z_]\w*\b", src)) - set(code.globals)  # the nodes' variables, ...
+        local = set(re.findall(r"\b[A-Za-z_]\w*\b", src)) - set(code.globals)  # the variables named for nodes
         for name, obj in code.globals.items():
             if not re.search(rf"\b{re.escape(name)}\b", src) or obj is torch:
                 continue

@@ -179,22 +179,38 @@ def test_the_onnx_file_runs_in_onnxruntime(name, networks, tmp_path):
 
 
 def test_a_users_ops_are_imported_from_their_modules(tmp_path, monkeypatch):
-    (tmp_path / "myops.py").write_text("import torch\n\ndef scaled_tanh(x, *, scale: float = 1.0):\n"
-                                       "    return scale * torch.tanh(x)\n")
+    (tmp_path / "myops.py").write_text(textwrap.dedent("""
+        import torch
+
+        def scaled_tanh(x, *, scale: float = 1.0):
+            return scale * torch.tanh(x)
+
+        class Cast(torch.nn.Module):
+            def __init__(self, dtype: torch.dtype = torch.float32):
+                super().__init__()
+                self.dtype = dtype
+
+            def forward(self, x):
+                return x.to(self.dtype)
+        """))
     monkeypatch.syspath_prepend(str(tmp_path))
     import myops
 
     graphnet.register("test_export_scaled_tanh", myops.scaled_tanh)
     graphnet.register("test_export_leaky_relu", torch.nn.LeakyReLU)
+    graphnet.register("test_export_cast", myops.Cast)
     graph = graphnet.build({"t": ("test_export_scaled_tanh", {"scale": 2.0}),
-                            "l": ("test_export_leaky_relu", {"negative_slope": 0.1})})
+                            "l": ("test_export_leaky_relu", {"negative_slope": 0.1}),
+                            "c": ("test_export_cast", {"dtype": torch.float64})})
     text = graphnet.export(graph, tmp_path / "net.py").read_text()
-    assert "from myops import scaled_tanh" in text
+    assert "from myops import Cast" in text and "from myops import scaled_tanh" in text
     assert "from torch.nn.modules.activation import LeakyReLU" in text
+    assert "self.c = Cast(dtype=torch.float64)" in text
     namespace: dict = {}
     exec(compile(text, "net.py", "exec"), namespace)
     x = torch.randn(4, 3)
-    assert torch.equal(namespace["build"]()(x), torch.nn.functional.leaky_relu(2 * torch.tanh(x), 0.1))
+    expected = torch.nn.functional.leaky_relu(2 * torch.tanh(x), 0.1).double()
+    assert torch.equal(namespace["build"]()(x), expected)
 
 
 class Branchy(torch.nn.Module):
