@@ -196,15 +196,20 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
     code.output(_outputs(graph, values, outputs))
     _warn_unused(graph, outputs)
     network = Network(root, code, class_name="Network")
-    stored = [n for n, m in network.named_modules() if isinstance(m, Stored)]
+    stored = stored_targets(network)
     if stored:
-        network._register_load_state_dict_pre_hook(functools.partial(_load_stored, stored))
+        network._register_load_state_dict_pre_hook(functools.partial(load_stored, stored))
     network.spec_graph = graph
     network.meta["graphnet_outputs"] = outputs
     return network
 
 
-def _load_stored(targets: list[str], state_dict: dict, prefix: str, *_: Any) -> None:
+def stored_targets(network: nn.Module) -> list[str]:
+    """The submodules of ``network`` that are parameter or buffer nodes, whose keys ``load_stored`` renames."""
+    return [n for n, m in network.named_modules() if isinstance(m, Stored)]
+
+
+def load_stored(targets: list[str], state_dict: dict, prefix: str, *_: Any) -> None:
     """Rename each parameter or buffer node's key (``class_token``, as it is saved) to its tensor's
     (``class_token.value``) before the network loads ``state_dict``."""
     for target in targets:

@@ -5,7 +5,7 @@ The suffix of ``path`` picks the format:
 - ``.py``: a standalone PyTorch file that needs no graphnet. Its ``Network`` class builds each
   module node's submodule at the node's path in ``__init__`` (so the compiled graph's
   ``state_dict`` loads as is), and its ``forward`` is the compiled graph's straight-line fx
-  code. graphnet's own ops (``_conv``, ``GhostBatchNorm``, ``concat_fn``, ...) are written
+  code. graphnet's own ops (``_conv``, ``GhostBatchNorm``, ``concat``, ...) are written
   into the file from their source, with what they use; any other op is imported from the
   module that defines it. ``build()`` returns a ``Network`` with fresh weights.
 - ``.pt2``: ``torch.export.export`` of the eval-mode network on an input of ``input_shape``,
@@ -19,6 +19,7 @@ The program formats carry the network's weights and fix the input shape as given
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import inspect
 import keyword
@@ -33,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .compile import Network, _reach, compile, module_target
+from .compile import Network, _reach, compile, load_stored, module_target, stored_targets
 from .errors import ExportError
 from .graph import Graph
 from .ops import get_op
@@ -57,11 +58,13 @@ def export(source: Graph | Network, path: str | Path, input_shape: Sequence[int]
     if suffix == ".py":
         path.write_text(to_source(network))
         return path
-    inputs = _example_inputs(network.spec_graph, input_shape)
+    tensors = [*network.parameters(), *network.buffers()]
+    inputs = _example_inputs(network.spec_graph, input_shape, tensors[0].device if tensors else None)
     training = network.training
     network.eval()
     try:
-        network(*inputs)  # the first call checks shapes eagerly: a ShapeError names the node
+        with torch.no_grad():
+            network(*inputs)  # the first call checks shapes eagerly: a ShapeError names the node
         if suffix == ".pt2":
             torch.export.save(_program(network, inputs), path)
         else:
@@ -71,12 +74,14 @@ def export(source: Graph | Network, path: str | Path, input_shape: Sequence[int]
     return path
 
 
-def _example_inputs(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int]]) -> tuple[torch.Tensor, ...]:
+def _example_inputs(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int]],
+                    device: torch.device | None) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the given shapes on the network's device, one per graph input."""
     given = dict(input_shape) if isinstance(input_shape, Mapping) else {graph.inputs[0]: input_shape}
     missing = [name for name in graph.inputs if name not in given]
     if missing:
         raise ExportError(f"no input shape for graph input(s) {', '.join(missing)}")
-    return tuple(torch.randn(*given[name]) for name in graph.inputs)
+    return tuple(torch.randn(*given[name], device=device) for name in graph.inputs)
 
 
 def _program(network: Network, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
@@ -131,6 +136,11 @@ def to_source(network: Network) -> str:
         kwargs = ", ".join(f"{k}={writer.value(v, node.path, k)}" for k, v in node.params.items())
         init.append(_assign(".".join(outer), name, f"{factory}({kwargs})"))
         init += [f"{_from_self(target)}.{p}.requires_grad_(False)" for p in node.attrs.get("frozen", ())]
+    stored = stored_targets(network)
+    if stored:  # parameter and buffer nodes are saved under their own keys, and loaded back by them
+        writer.import_lines["import functools"] = None
+        init.append(f"self._register_load_state_dict_pre_hook(functools.partial("
+                    f"{writer.name_of(load_stored, None)}, {stored!r}))")
     forward = writer.forward(network)
     body = "\n".join(f"        {line}" for line in init)
     head = (f'"""{_CLASS_NAME}: a network exported by graphnet from a graph of {len(graph.nodes)} nodes.\n\n'
@@ -163,7 +173,8 @@ class _Writer:
     """The names a ``.py`` export uses: imports, graphnet sources written in, and the name each has."""
 
     def __init__(self):
-        self.names: dict[str, Any] = {_CLASS_NAME: None, "build": None, "nn": nn, "torch": torch}
+        self.names: dict[str, Any] = {_CLASS_NAME: None, "build": None, "nn": nn, "torch": torch,
+                                      "functools": functools}
         self.import_lines: dict[str, None] = {"import torch": None, "from torch import nn": None}
         self.sources: dict[str, None] = {}  # source texts, dependencies first
 
@@ -181,7 +192,7 @@ class _Writer:
         return f"{name}.{rest}" if rest else name
 
     def value(self, value: Any, path: str | None, param: str) -> str:
-        """Source text of a param value: a literal, a tuple/list/dict of them, or a class or function."""
+        """Source text of a param value: a literal or dtype, a tuple/list/dict of them, or a class or function."""
         if isinstance(value, (tuple, list)):
             items = [self.value(v, path, param) for v in value]
             return f"({items[0]},)" if isinstance(value, tuple) and len(items) == 1 else \
@@ -193,14 +204,15 @@ class _Writer:
             return self.name_of(value, path)
         if isinstance(value, float) and not math.isfinite(value):
             return f"float({str(value)!r})"
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return repr(value)
+        if value is None or isinstance(value, (bool, int, float, str, torch.dtype)):
+            return repr(value)  # a dtype reads torch.float32
         raise ExportError(f"param {param}={value!r} has no source form", path)
 
     def forward(self, network: Network) -> str:
         """The compiled graph's ``forward`` source, each global it calls named as the file names it."""
         code = network.graph.python_code(root_module="self")
         src = code.src
+        local = set(re.findall(r"\b[A-Za-z_]\w*\b", src)) - set(code.globals)  # the variables named for nodes
         for name, obj in code.globals.items():
             if not re.search(rf"\b{re.escape(name)}\b", src) or obj is torch:
                 continue
@@ -209,7 +221,11 @@ class _Writer:
                 continue
             path = next((n.meta.get("graphnet_path") for n in network.graph.nodes if n.target is obj), None)
             mine = self.name_of(obj, path)
-            src = re.sub(rf"\b{re.escape(name)}\b", mine, src)
+            if mine.partition(".")[0] in local:  # a variable of that name would hide it: fx's name stays
+                self.names[name] = obj
+                self.sources[f"{name} = {mine}\n"] = None
+            else:
+                src = re.sub(rf"\b{re.escape(name)}\b", mine, src)
         return src
 
     def imports(self) -> str:
@@ -240,8 +256,8 @@ class _Writer:
             raise ExportError(f"graphnet's {obj.__module__}.{obj.__qualname__} cannot be written into the file "
                               f"under its own name", path)
         self.names[name] = obj
-        source = textwrap.dedent(inspect.getsource(obj))
         scope = vars(sys.modules[obj.__module__])
+        source = _without_registration(textwrap.dedent(inspect.getsource(obj)), scope)
         for used in _globals_used(source):
             if used in scope:
                 self._use_global(used, scope[used], path)
@@ -282,6 +298,18 @@ def _lookup(module: str, qualname: str) -> Any:
     for part in qualname.split("."):
         value = getattr(value, part, None)
     return value
+
+
+def _without_registration(source: str, scope: Mapping[str, Any]) -> str:
+    """``source`` (one def or class) without the decorators that are graphnet's (``@register("concat")``):
+    they register the op, which the file has no use for."""
+    lines = source.splitlines(keepends=True)
+    tree = ast.parse(source).body[0]
+    for decorator in reversed(tree.decorator_list):
+        call = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(call, ast.Name) and _is_graphnet(scope.get(call.id)):
+            del lines[decorator.lineno - 1: decorator.end_lineno]
+    return "".join(lines)
 
 
 def _globals_used(source: str) -> list[str]:

@@ -13,8 +13,9 @@ pools, norms and activations are not counted. torch counts a multiply and an add
 the number torchvision's model docs call "GFLOPS" (ResNet-18 at 224×224: 1.81 G).
 
 Memory is counted as torchinfo counts it, from the same pass: a node's parameter bytes
-(its parameters, not its buffers) and activation bytes (its output tensor; an identity has
-none of its own), at the dtype the modules are made in. The totals under the table are
+(its parameters, not its buffers) and activation bytes (its output tensor; an identity, and
+a parameter or buffer node, whose output is its own tensor, have none), at the dtype the
+modules are made in. The totals under the table are
 torchinfo's: the input, the forward/backward pass (the output of every node that has
 parameters, twice: the output and its gradient), the parameters, and their sum; and, beside
 them, every node's output counted once.
@@ -34,7 +35,7 @@ from .compile import _Locator, compile
 from .errors import SpecError
 from .graph import Graph
 from .labels import shape_label, si
-from .ops import get_op
+from .ops import Stored, get_op
 
 Shape = tuple[int, ...]
 
@@ -189,9 +190,9 @@ def summary(graph: Graph, input_shape: Sequence[int] | Mapping[str, Sequence[int
             shapes[node.path] = shapes[node.inputs[0]]
         module = network.node_module(node.path) if kind == "module" else None
         weights = list(module.parameters()) if module is not None else []
+        output = 0 if isinstance(module, Stored) else recorder.bytes.get(node.path, 0)  # a Stored's is its tensor
         rows.append(Row(node.path, node.op, shapes[node.path], sum(p.numel() for p in weights),
-                        recorder.flops.get(node.path, 0), sum(p.numel() * p.element_size() for p in weights),
-                        recorder.bytes.get(node.path, 0)))
+                        recorder.flops.get(node.path, 0), sum(p.numel() * p.element_size() for p in weights), output))
     return Summary(tuple(rows), input_shapes, sum(x.numel() * x.element_size() for x in inputs))
 
 

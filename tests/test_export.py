@@ -17,6 +17,7 @@ import pytest
 import torch
 import torchvision
 from torchvision.models.swin_transformer import SwinTransformer
+from torchvision.models.vision_transformer import VisionTransformer
 
 import graphnet
 from graphnet.cli import main
@@ -45,8 +46,18 @@ NETWORKS = {
     "mobilenet_v2": lambda: graphnet.from_module(_mobilenet_v2()),
     "swin": lambda: graphnet.from_module(_swin()),
 }
-# graphnet's own function ops (the TTA views and their means), written into the .py file from their source
-EVAL_GRAPHS = {"airbench94_tta": lambda: graphnet.rewrite(NETWORKS["airbench94"](), ["tta_flip", "tta_translate"])}
+
+def _vit():
+    """torchvision's VisionTransformer, one layer: a class token and position embedding (parameter nodes)."""
+    vit = VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64,
+                            num_classes=10)
+    return graphnet.from_module(vit, example_input=torch.randn(BATCH))
+
+
+# .py only: graphnet's function ops (the TTA views and their means) written into the file from their source;
+# parameter nodes, saved under their own keys; node variables named as the functions they call
+PY_ONLY = {"airbench94_tta": lambda: graphnet.rewrite(NETWORKS["airbench94"](), ["tta_flip", "tta_translate"]),
+           "vit": _vit}
 
 # Run by the fresh process: each exported file's network, loaded with the compiled graph's
 # state_dict, on the same input, in eval then in train mode (dropout seeded alike).
@@ -74,7 +85,7 @@ def networks():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # compile's note on unused nodes
-        return {name: graphnet.compile(make()) for name, make in {**NETWORKS, **EVAL_GRAPHS}.items()}
+        return {name: graphnet.compile(make()) for name, make in {**NETWORKS, **PY_ONLY}.items()}
 
 
 def _outputs(net, x):
@@ -116,12 +127,12 @@ def _instance_nodes(net):
     return [n.path for n in net.spec_graph.nodes if n.op == "instance"]
 
 
-@pytest.mark.parametrize("name", [*NETWORKS, *EVAL_GRAPHS])
+@pytest.mark.parametrize("name", [*NETWORKS, *PY_ONLY])
 def test_the_python_file_computes_what_the_compiled_graph_computes(name, networks, python_runs):
     instances = _instance_nodes(networks[name])
     if instances:
-        # Today from_module makes swin's attention an instance node, a module object with no source
-        # form: the file is refused, naming it. Once swin traces to known ops this branch goes.
+        # A module object from_module could not read back has no source form: the file is refused,
+        # naming it (swin's attention was one until from_module traced it to known ops).
         assert isinstance(python_runs[name], graphnet.ExportError)
         assert str(python_runs[name]).startswith(f"{instances[0]}: an instance node holds")
         return
@@ -168,25 +179,55 @@ def test_the_onnx_file_runs_in_onnxruntime(name, networks, tmp_path):
 
 
 def test_a_users_ops_are_imported_from_their_modules(tmp_path, monkeypatch):
-    (tmp_path / "myops.py").write_text("import torch\n\ndef scaled_tanh(x, *, scale: float = 1.0):\n"
-                                       "    return scale * torch.tanh(x)\n")
+    (tmp_path / "myops.py").write_text(textwrap.dedent("""
+        import torch
+
+        def scaled_tanh(x, *, scale: float = 1.0):
+            return scale * torch.tanh(x)
+
+        class Cast(torch.nn.Module):
+            def __init__(self, dtype: torch.dtype = torch.float32):
+                super().__init__()
+                self.dtype = dtype
+
+            def forward(self, x):
+                return x.to(self.dtype)
+        """))
     monkeypatch.syspath_prepend(str(tmp_path))
     import myops
 
     graphnet.register("test_export_scaled_tanh", myops.scaled_tanh)
     graphnet.register("test_export_leaky_relu", torch.nn.LeakyReLU)
+    graphnet.register("test_export_cast", myops.Cast)
     graph = graphnet.build({"t": ("test_export_scaled_tanh", {"scale": 2.0}),
-                            "l": ("test_export_leaky_relu", {"negative_slope": 0.1})})
+                            "l": ("test_export_leaky_relu", {"negative_slope": 0.1}),
+                            "c": ("test_export_cast", {"dtype": torch.float64})})
     text = graphnet.export(graph, tmp_path / "net.py").read_text()
-    assert "from myops import scaled_tanh" in text
+    assert "from myops import Cast" in text and "from myops import scaled_tanh" in text
     assert "from torch.nn.modules.activation import LeakyReLU" in text
+    assert "self.c = Cast(dtype=torch.float64)" in text
     namespace: dict = {}
     exec(compile(text, "net.py", "exec"), namespace)
     x = torch.randn(4, 3)
-    assert torch.equal(namespace["build"]()(x), torch.nn.functional.leaky_relu(2 * torch.tanh(x), 0.1))
+    expected = torch.nn.functional.leaky_relu(2 * torch.tanh(x), 0.1).double()
+    assert torch.equal(namespace["build"]()(x), expected)
+
+
+class Branchy(torch.nn.Module):
+    """Control flow on the data, which torch.fx cannot trace: from_module holds it as an ``instance`` node."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.lin = torch.nn.Linear(c, c)
+
+    def forward(self, x):
+        return self.lin(x) if x.sum() > 0 else x
 
 
 def test_what_cannot_be_exported_is_one_error_naming_it(tmp_path, monkeypatch):
+    held = graphnet.from_module(torch.nn.Sequential(Branchy(4), torch.nn.ReLU()))
+    with pytest.raises(graphnet.ExportError, match=r"^0: an instance node holds a module object \(Branchy\)"):
+        graphnet.export(held, tmp_path / "net.py")
     graph = graphnet.build({"a": ("relu", {})})
     with pytest.raises(graphnet.ExportError, match="the suffix must be one of .py, .pt2, .onnx"):
         graphnet.export(graph, tmp_path / "net.tflite")

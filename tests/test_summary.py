@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 import graphnet
-from graphnet.ops import add, conv, linear, relu
+from graphnet.ops import add, conv, linear, product, relu
 from graphnet.summary import Row, Summary
 
 
@@ -111,14 +111,15 @@ def test_linear_counts_and_shape_error_names_node():
 
 
 class Project(torch.nn.Module):
-    """A matmul by a parameter of its own, made from params it does not keep: an ``instance`` node."""
+    """A matmul by a parameter of its own, made from params it does not keep, after a ``len`` that
+    torch.fx cannot trace: an ``instance`` node."""
 
     def __init__(self, c_in, c_out):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.randn(c_in, c_out))
 
     def forward(self, x):
-        return x @ self.weight
+        return x[: len(x)] @ self.weight
 
 
 def test_a_matmul_inside_an_instance_node_counts():
@@ -138,3 +139,10 @@ def test_a_bmm_in_a_function_node_counts():
     graph = graphnet.build({"ab": ("test_batched_product", {}, ["a", "b"])}, inputs=("a", "b"))
     s = graphnet.summary(graph, {"a": (4, 3, 5), "b": (4, 5, 6)})
     assert s.shapes["ab"] == (4, 3, 6) and s.total_flops == 2 * 4 * 3 * 5 * 6
+
+
+def test_a_parameter_node_has_parameter_bytes_and_no_output_of_its_own():
+    graph = graphnet.build({"scale": ("parameter", {"shape": (1, 16)}, []), "out": product(inputs=["input", "scale"])})
+    rows = {r.path: r for r in graphnet.summary(graph, (5, 16)).rows}
+    assert (rows["scale"].param_bytes, rows["scale"].activation_bytes) == (4 * 16, 0)  # its output is its tensor
+    assert (rows["out"].param_bytes, rows["out"].activation_bytes) == (0, 4 * 5 * 16)
