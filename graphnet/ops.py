@@ -249,9 +249,11 @@ REGISTRY: dict[str, Op] = {}
 
 
 def _params_signature(fn: Callable[..., Any], skip: int) -> inspect.Signature:
-    """The signature of ``fn`` without its first ``skip`` positional (input) parameters."""
+    """The signature of ``fn`` without its first ``skip`` positional (input) parameters, or, where it
+    takes ``*args``, without the parameters up to them."""
     params = list(inspect.signature(fn).parameters.values())
-    rest = [p for p in params[skip:] if p.kind is not p.VAR_POSITIONAL]
+    star = next((i for i, p in enumerate(params) if p.kind is p.VAR_POSITIONAL), None)
+    rest = params[skip:] if star is None else params[star + 1:]
     return inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) if p.kind is p.POSITIONAL_ONLY else p for p in rest])
 
 
@@ -401,7 +403,66 @@ class Held:
         return f"<{type(self.module).__name__}>"
 
 
+def _layer_norm(normalized_shape: Union[PositiveInt, tuple[PositiveInt, ...]], eps: PositiveFloat = 1e-5,
+                elementwise_affine: bool = True, bias: bool = True) -> nn.LayerNorm:
+    """Layer norm over the last dimensions (``normalized_shape``), with a learnt scale and shift."""
+    return nn.LayerNorm(normalized_shape, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` of one input with itself (query, key and value), its output without the
+    weights; its parameters and state_dict keys are nn.MultiheadAttention's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+def _self_attention(embed_dim: PositiveInt, num_heads: PositiveInt, dropout: Fraction = 0.0, bias: bool = True,
+                    batch_first: bool = False) -> SelfAttention:
+    """Multi-head self-attention (``nn.MultiheadAttention(x, x, x)``), without the attention weights."""
+    return SelfAttention(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=batch_first)
+
+
+class Stored(nn.Module):
+    """A parameter or buffer that a ``forward`` reads, as a node of no inputs whose output is the tensor.
+
+    It is saved under the node's own key (``encoder.pos_embedding``, not ``encoder.pos_embedding.value``),
+    so the state_dict reads like the module it was traced from; ``compile`` loads it back by that key."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: str = "float32", buffer: bool = False):
+        super().__init__()
+        value = torch.zeros(shape, dtype=getattr(torch, dtype))
+        if buffer:
+            self.register_buffer("value", value)
+        else:
+            self.value = nn.Parameter(nn.init.trunc_normal_(value, std=0.02) if value.is_floating_point() else value)
+
+    def forward(self) -> torch.Tensor:
+        return self.value
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        destination[prefix[:-1]] = self.value if keep_vars else self.value.detach()
+
+
+
+def _parameter(shape: tuple[NonNegativeInt, ...]) -> Stored:
+    """A learnt tensor of this shape read in ``forward`` (a position embedding, a class token, a layer scale):
+    no inputs, its output the tensor."""
+    return Stored(tuple(shape))
+
+
+def _buffer(shape: tuple[NonNegativeInt, ...], dtype: Literal["float32", "float64", "int64", "bool"] = "float32"
+            ) -> Stored:
+    """A tensor state that is not learnt (an index table), read in ``forward``: no inputs, its output the
+    tensor; it starts at zeros and takes its value from the state_dict."""
+    return Stored(tuple(shape), dtype, buffer=True)
+
+
 conv = register("conv", _conv, kind="module")
+layer_norm = register("layer_norm", _layer_norm, kind="module")
+self_attention = register("self_attention", _self_attention, kind="module")
+parameter = register("parameter", _parameter, kind="module", arity=0)
+buffer = register("buffer", _buffer, kind="module", arity=0)
 linear = register("linear", _linear, kind="module")
 batch_norm = register("batch_norm", _batch_norm, kind="module")
 dropout = register("dropout", _dropout, kind="module")
@@ -410,81 +471,232 @@ instance = register("instance", _instance, kind="module")
 # -- functions ---------------------------------------------------------------------------
 
 
-# Stubs that give builtins (which have no Python signature) their params.
+def builtin(target: Callable[..., Any], *, kind: str = "function", arity: int | None = 1,
+            positional: tuple[str, ...] = ()) -> Callable[[Callable[..., None]], Op]:
+    """Register the decorated stub as the op of ``target``, a builtin that has no Python signature
+    of its own: the op is named for the stub, binds its params to the stub's signature and takes
+    its doc from the stub's docstring. The decorator returns the op."""
+    def make(stub: Callable[..., None]) -> Op:
+        return register(stub.__name__, target, kind=kind, signature=stub, arity=arity, positional=positional,
+                        doc=inspect.getdoc(stub) or "", source=stub.__module__)
+    return make
+
+
+@builtin(nn.Identity, kind="alias")
+def identity() -> None:
+    """No-op: stands for its input and emits no code."""
+
+
 def _no_params() -> None: ...
-def _max_pool_params(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0,
-                     dilation: Size2 = 1, ceil_mode: bool = False) -> None: ...
-def _avg_pool_params(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0,
-                     ceil_mode: bool = False, count_include_pad: bool = True) -> None: ...
-def _adaptive_pool_params(output_size: Union[PositiveInt, tuple[Optional[PositiveInt], Optional[PositiveInt]]] = 1
-                          ) -> None: ...
-def _celu_params(alpha: PositiveFloat = 1.0) -> None: ...
-def _gelu_params(approximate: Literal["none", "tanh"] = "none") -> None: ...
-def _flatten_params(start_dim: int = 1, end_dim: int = -1) -> None: ...
-def _mean_params(dim: Union[int, tuple[int, ...]] = (2, 3), keepdim: bool = False) -> None: ...
-def _mul_params(weight: float) -> None: ...
-def _log_softmax_params(dim: int = 1) -> None: ...
 
 
-def add_weighted_fn(a: torch.Tensor, b: torch.Tensor, *, wa: float = 1.0, wb: float = 1.0) -> torch.Tensor:
+# Ops of one input and no params: name -> (what runs, doc).
+_PLAIN = {
+    "relu": (F.relu, "ReLU activation."),
+    "relu6": (F.relu6, "ReLU capped at 6: min(max(x, 0), 6)."),
+    "silu": (F.silu, "SiLU (swish) activation: x * sigmoid(x)."),
+    "sigmoid": (torch.sigmoid, "Logistic sigmoid."),
+    "tanh": (torch.tanh, "Hyperbolic tangent."),
+    "hardswish": (F.hardswish, "Hard swish: x * relu6(x + 3) / 6."),
+    "hardsigmoid": (F.hardsigmoid, "Hard sigmoid: relu6(x + 3) / 6."),
+}
+relu, relu6, silu, sigmoid, tanh, hardswish, hardsigmoid = (
+    register(name, target, signature=_no_params, arity=1, doc=doc) for name, (target, doc) in _PLAIN.items())
+
+
+@builtin(F.celu)
+def celu(alpha: PositiveFloat = 1.0) -> None:
+    """CELU activation: x if x > 0 else alpha * (exp(x / alpha) - 1)."""
+
+
+@builtin(F.gelu)
+def gelu(approximate: Literal["none", "tanh"] = "none") -> None:
+    """GELU activation (approximate='tanh' as an option)."""
+
+
+@builtin(F.max_pool2d)
+def max_pool(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0, dilation: Size2 = 1,
+             ceil_mode: bool = False) -> None:
+    """2-d max pooling; stride defaults to the kernel size."""
+
+
+@builtin(F.avg_pool2d)
+def avg_pool(kernel_size: Size2 = 2, stride: Optional[Size2] = None, padding: Padding2 = 0, ceil_mode: bool = False,
+             count_include_pad: bool = True) -> None:
+    """2-d average pooling; stride defaults to the kernel size."""
+
+
+OutputSize2 = Union[PositiveInt, tuple[Optional[PositiveInt], Optional[PositiveInt]]]
+
+
+@builtin(F.adaptive_avg_pool2d)
+def adaptive_avg_pool(output_size: OutputSize2 = 1) -> None:
+    """2-d average pooling to a fixed output size (1: global average pooling)."""
+
+
+@builtin(F.adaptive_max_pool2d)
+def adaptive_max_pool(output_size: OutputSize2 = 1) -> None:
+    """2-d max pooling to a fixed output size (1: global max pooling)."""
+
+
+@builtin(torch.mean)
+def mean(dim: Union[int, tuple[int, ...]] = (2, 3), keepdim: bool = False) -> None:
+    """Mean over dim (default the spatial dims 2, 3)."""
+
+
+@builtin(torch.flatten)
+def flatten(start_dim: int = 1, end_dim: int = -1) -> None:
+    """Flatten dimensions start_dim to end_dim."""
+
+
+@builtin(operator.mul, positional=("weight",))
+def mul(weight: float) -> None:
+    """Multiply by a constant weight."""
+
+
+@builtin(torch.log_softmax)
+def log_softmax(dim: int = 1) -> None:
+    """Log-softmax over dim (the classes)."""
+
+
+@builtin(operator.add, arity=2)
+def add() -> None:
+    """Sum of two inputs."""
+
+
+@builtin(operator.mul, arity=2)
+def product() -> None:
+    """Element-wise product of two inputs (broadcasting); `mul` scales by a constant."""
+
+
+@builtin(torch.reshape)
+def reshape(shape: tuple[int, ...]) -> None:
+    """Reshape to ``shape`` (-1 where the size follows from the others: the batch, in traced networks)."""
+
+
+@builtin(torch.permute)
+def permute(dims: tuple[int, ...]) -> None:
+    """Reorder the dimensions: output dimension i is input dimension dims[i]."""
+
+
+@builtin(torch.transpose)
+def transpose(dim0: int, dim1: int) -> None:
+    """Swap two dimensions."""
+
+
+@builtin(torch.unsqueeze)
+def unsqueeze(dim: int) -> None:
+    """Insert a dimension of size 1 at ``dim``."""
+
+
+@builtin(torch.softmax)
+def softmax(dim: int) -> None:
+    """Softmax over ``dim``."""
+
+
+@builtin(torch.channel_shuffle)
+def channel_shuffle(groups: PositiveInt) -> None:
+    """ShuffleNet's channel shuffle: the channels in ``groups`` groups, interleaved."""
+
+
+@builtin(torch.matmul, arity=2)
+def matmul() -> None:
+    """Matrix product of two inputs (batched, broadcasting)."""
+
+
+@builtin(operator.sub, arity=2)
+def sub() -> None:
+    """Difference of two inputs: the first minus the second."""
+
+
+@register("einsum")
+def einsum(*xs: torch.Tensor, equation: str) -> torch.Tensor:
+    """Einstein summation of the inputs (``equation``: ``'bhid,bhjd->bhij'``)."""
+    return torch.einsum(equation, *xs)
+
+
+Index = tuple[Union[int, None, Literal["..."], tuple[Optional[int], Optional[int], Optional[int]]], ...]
+
+
+def _key(index: Index) -> tuple:
+    """The subscript an ``index`` param spells: an int, None (a new axis), '...' or (start, stop, step) each."""
+    return tuple(Ellipsis if i == "..." else slice(*i) if isinstance(i, (tuple, list)) else i for i in index)
+
+
+@register("index")
+def index(x: torch.Tensor, *, index: Index) -> torch.Tensor:
+    """Basic indexing, ``x[index]``: an int, None, '...' or a slice (start, stop, step) per dimension."""
+    return x[_key(index)]
+
+
+@register("chunk")
+def chunk(x: torch.Tensor, *, chunks: PositiveInt, index: NonNegativeInt, dim: int = 0) -> torch.Tensor:
+    """Part ``index`` of ``x`` split into ``chunks`` parts along ``dim`` (``x.chunk(chunks, dim)[index]``)."""
+    return x.chunk(chunks, dim)[index]
+
+
+@register("expand_batch")
+def expand_batch(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` (batch 1: a class token) repeated to the batch of ``like`` without a copy."""
+    return x.expand(like.shape[0], *x.shape[1:])
+
+
+@register("window_attention")
+def window_attention(x: torch.Tensor, qkv_weight: torch.Tensor, proj_weight: torch.Tensor,
+                     relative_position_bias: torch.Tensor, qkv_bias: torch.Tensor, proj_bias: torch.Tensor,
+                     *logit_scale: torch.Tensor, window_size: tuple[PositiveInt, PositiveInt], num_heads: PositiveInt,
+                     shift_size: tuple[NonNegativeInt, NonNegativeInt]) -> torch.Tensor:
+    """Swin's shifted-window self-attention, torchvision's ``shifted_window_attention`` without dropout
+    (a seventh input, ``logit_scale``: Swin V2's cosine attention)."""
+    from torchvision.models.swin_transformer import shifted_window_attention
+
+    return shifted_window_attention(x, qkv_weight, proj_weight, relative_position_bias, list(window_size), num_heads,
+                                    list(shift_size), qkv_bias=qkv_bias, proj_bias=proj_bias,
+                                    logit_scale=logit_scale[0] if logit_scale else None)
+
+
+@register("relative_position_bias")
+def relative_position_bias(table: torch.Tensor, index: torch.Tensor, *,
+                           window_size: tuple[PositiveInt, PositiveInt]) -> torch.Tensor:
+    """Swin's attention bias: the rows of ``table`` at ``index``, as (1, heads, N, N) for N positions a window."""
+    from torchvision.models.swin_transformer import _get_relative_position_bias
+
+    return _get_relative_position_bias(table, index, list(window_size))
+
+
+@register("patch_merging_pad")
+def patch_merging_pad(x: torch.Tensor) -> torch.Tensor:
+    """Swin's patch merging: (..., H, W, C) padded to even H and W, each 2x2 patch's four pixels as 4C channels."""
+    from torchvision.models.swin_transformer import _patch_merging_pad
+
+    return _patch_merging_pad(x)
+
+
+@register("add_weighted")
+def add_weighted(a: torch.Tensor, b: torch.Tensor, *, wa: float = 1.0, wb: float = 1.0) -> torch.Tensor:
     """wa * a + wb * b."""
     return a * wa + b * wb
 
 
-def concat_fn(*xs: torch.Tensor, dim: int = 1) -> torch.Tensor:
+@register("concat")
+def concat(*xs: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Concatenate the inputs along ``dim`` (channels by default)."""
     return torch.cat(xs, dim)
 
 
-def nll_fn(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+@register("nll")
+def nll(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample negative log-likelihood of the target class (no reduction)."""
     return -log_probs.gather(1, target[:, None]).squeeze(1)
 
 
-def neg_mean_fn(log_probs: torch.Tensor) -> torch.Tensor:
+@register("neg_mean")
+def neg_mean(log_probs: torch.Tensor) -> torch.Tensor:
     """Per-sample mean over classes of -log p: the cross-entropy against a uniform target."""
     return -log_probs.mean(dim=1)
 
 
-def flip_lr_fn(x: torch.Tensor) -> torch.Tensor:
+@register("flip_lr")
+def flip_lr(x: torch.Tensor) -> torch.Tensor:
     """Flip images left-right (the last dimension)."""
     return torch.flip(x, (-1,))
-
-
-identity = register("identity", nn.Identity, kind="alias", signature=_no_params,
-                    doc="No-op: stands for its input and emits no code.")
-relu = register("relu", F.relu, signature=_no_params, arity=1, doc="ReLU activation.")
-relu6 = register("relu6", F.relu6, signature=_no_params, arity=1, doc="ReLU capped at 6: min(max(x, 0), 6).")
-celu = register("celu", F.celu, signature=_celu_params, arity=1,
-                doc="CELU activation: x if x > 0 else alpha * (exp(x / alpha) - 1).")
-gelu = register("gelu", F.gelu, signature=_gelu_params, arity=1, doc="GELU activation (approximate='tanh' as an option).")
-silu = register("silu", F.silu, signature=_no_params, arity=1, doc="SiLU (swish) activation: x * sigmoid(x).")
-sigmoid = register("sigmoid", torch.sigmoid, signature=_no_params, arity=1, doc="Logistic sigmoid.")
-tanh = register("tanh", torch.tanh, signature=_no_params, arity=1, doc="Hyperbolic tangent.")
-hardswish = register("hardswish", F.hardswish, signature=_no_params, arity=1, doc="Hard swish: x * relu6(x + 3) / 6.")
-hardsigmoid = register("hardsigmoid", F.hardsigmoid, signature=_no_params, arity=1,
-                       doc="Hard sigmoid: relu6(x + 3) / 6.")
-max_pool = register("max_pool", F.max_pool2d, signature=_max_pool_params, arity=1,
-                    doc="2-d max pooling; stride defaults to the kernel size.")
-avg_pool = register("avg_pool", F.avg_pool2d, signature=_avg_pool_params, arity=1,
-                    doc="2-d average pooling; stride defaults to the kernel size.")
-adaptive_avg_pool = register("adaptive_avg_pool", F.adaptive_avg_pool2d, signature=_adaptive_pool_params, arity=1,
-                             doc="2-d average pooling to a fixed output size (1: global average pooling).")
-adaptive_max_pool = register("adaptive_max_pool", F.adaptive_max_pool2d, signature=_adaptive_pool_params, arity=1,
-                             doc="2-d max pooling to a fixed output size (1: global max pooling).")
-mean = register("mean", torch.mean, signature=_mean_params, arity=1,
-                doc="Mean over dim (default the spatial dims 2, 3).")
-flatten = register("flatten", torch.flatten, signature=_flatten_params, arity=1,
-                   doc="Flatten dimensions start_dim to end_dim.")
-mul = register("mul", operator.mul, signature=_mul_params, arity=1, positional=("weight",),
-               doc="Multiply by a constant weight.")
-log_softmax = register("log_softmax", torch.log_softmax, signature=_log_softmax_params, arity=1,
-                       doc="Log-softmax over dim (the classes).")
-add = register("add", operator.add, signature=_no_params, arity=2, doc="Sum of two inputs.")
-product = register("product", operator.mul, signature=_no_params, arity=2,
-                   doc="Element-wise product of two inputs (broadcasting); `mul` scales by a constant.")
-add_weighted = register("add_weighted", add_weighted_fn)
-concat = register("concat", concat_fn)
-nll = register("nll", nll_fn)
-neg_mean = register("neg_mean", neg_mean_fn)
-flip_lr = register("flip_lr", flip_lr_fn)

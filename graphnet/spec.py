@@ -251,8 +251,10 @@ def from_json(text: str, imports: bool | list[str] = False) -> dict:
         if not isinstance(value, list) or len(value) < 2 or not isinstance(value[1], dict):
             return value  # flat_nodes names the node and says what is wrong
         op, params, *rest = value
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-        return (op, params, *rest)
+        return (op, {k: tuples(v) for k, v in params.items()}, *rest)
+
+    def tuples(value: Any) -> Any:  # a param's lists, at any depth, are tuples
+        return tuple(map(tuples, value)) if isinstance(value, list) else value
 
     def unique(pairs: list[tuple[str, Any]]) -> dict:
         keys = [k for k, _ in pairs]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import inspect
 import operator
+import sys
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
@@ -38,7 +39,7 @@ from torch import fx, nn
 from .errors import ParamError, SpecError
 from .graph import Graph, Node
 from .ops import Held, get_op, register_class
-from .spec import SEP, is_plain, join
+from .spec import SEP, is_plain, join, namespaces
 
 # -- leaf modules -> (op, params) ------------------------------------------------------------
 
@@ -84,6 +85,12 @@ MODULES: dict[type, tuple[str, Callable[[Any], dict | None]]] = {
     nn.GELU: ("gelu", lambda m: {"approximate": m.approximate}),
     nn.CELU: ("celu", lambda m: {"alpha": m.alpha}),
     nn.Identity: ("identity", lambda m: {}),
+    nn.LayerNorm: ("layer_norm", lambda m: {"normalized_shape": _one(m.normalized_shape), "eps": m.eps,
+                                            "elementwise_affine": m.elementwise_affine,
+                                            "bias": getattr(m, "bias", None) is not None or not m.elementwise_affine}),
+    nn.MultiheadAttention: ("self_attention", lambda m: None if not m._qkv_same_embed_dim or m.bias_k is not None else
+                            {"embed_dim": m.embed_dim, "num_heads": m.num_heads, "dropout": m.dropout,
+                             "bias": m.in_proj_bias is not None, "batch_first": m.batch_first}),
     nn.Dropout: ("dropout", lambda m: {"p": m.p}),
     nn.Flatten: ("flatten", lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}),
     nn.MaxPool2d: ("max_pool", lambda m: None if m.return_indices else
@@ -108,8 +115,8 @@ class Call:
     dropped: tuple[str, ...] = ("inplace", "training")  # inplace changes nothing; dropout follows the mode
 
 
-def _call(op: str, *params: str, inputs: tuple[str, ...] = ("input",)) -> Call:
-    return Call(op, ("input", *params) if inputs == ("input",) else params, inputs)
+def _call(op: str, *params: str, inputs: tuple[str, ...] = ("input",), dropped: tuple[str, ...] = ()) -> Call:
+    return Call(op, ("input", *params) if inputs == ("input",) else params, inputs, ("inplace", "training", *dropped))
 
 
 _ACT = ("inplace=False",)
@@ -137,17 +144,47 @@ for _targets, _spec in [
     ((operator.mul, operator.imul, torch.mul, "mul", "mul_"),
      _call("product", "input", "other", inputs=("input", "other"))),
     ((torch.cat, torch.concat), _call("concat", "tensors", "dim=0", inputs=("tensors",))),
+    ((operator.sub, torch.sub, "sub"), _call("sub", "input", "other", "alpha=1", inputs=("input", "other"))),
+    ((operator.matmul, torch.matmul, "matmul"), _call("matmul", "input", "other", inputs=("input", "other"))),
+    ((torch.permute, "permute"), _call("permute", "*dims")),
+    ((torch.transpose, torch.swapaxes, "transpose", "swapaxes"), _call("transpose", "dim0", "dim1")),
+    ((torch.unsqueeze, "unsqueeze"), _call("unsqueeze", "dim")),
+    ((torch.softmax, F.softmax, "softmax"), _call("softmax", "dim", "_stacklevel=3", "dtype=None",
+                                                  dropped=("_stacklevel",))),
+    ((torch.einsum,), _call("einsum", "equation", "*operands", inputs=("operands",))),
+    (("contiguous",), _call("identity", "memory_format=None")),
+    (("torchvision.models.shufflenetv2.channel_shuffle",), _call("channel_shuffle", "groups")),
+    (("torchvision.models.swin_transformer.shifted_window_attention",),
+     _call("window_attention", "input", "qkv_weight", "proj_weight", "relative_position_bias", "window_size",
+           "num_heads", "shift_size", "attention_dropout=0.0", "dropout=0.0", "qkv_bias=None", "proj_bias=None",
+           "logit_scale=None", "training=True", inputs=("input", "qkv_weight", "proj_weight", "relative_position_bias",
+                                                        "qkv_bias", "proj_bias", "logit_scale"))),
+    (("torchvision.models.swin_transformer._get_relative_position_bias",),
+     _call("relative_position_bias", "table", "index", "window_size", inputs=("table", "index"))),
+    (("torchvision.models.swin_transformer._patch_merging_pad",), _call("patch_merging_pad")),
 ]:
     FUNCTIONS.update(dict.fromkeys(_targets, _spec))
 
 
+def lookup(target: Any) -> Call | None:
+    """How the call of ``target`` maps to an op: by the function (or method name), else by its import path."""
+    if target in FUNCTIONS:
+        return FUNCTIONS[target]
+    return FUNCTIONS.get(f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}")
+
+
 def _bind(call: Call, args: tuple, kwargs: dict) -> dict[str, Any] | None:
-    """The callee's arguments by name, defaults filled in; None if they do not fit ``call``."""
-    names = [p.partition("=")[0] for p in call.params]
+    """The callee's arguments by name, defaults filled in; None if they do not fit ``call``. A ``*name``
+    param takes the rest of the positional args, or the one sequence passed in their place."""
+    names = [p.partition("=")[0].lstrip("*") for p in call.params]
+    star = next((i for i, p in enumerate(call.params) if p.startswith("*")), None)
+    if star is not None and star < len(args):
+        rest = args[star:]
+        args = (*args[:star], tuple(rest[0]) if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest)
     if len(args) > len(names) or set(kwargs) - set(names):
         return None
     values = {**dict(zip(names, args)), **kwargs}
-    for p in call.params:
+    for p in (p.lstrip("*") for p in call.params):
         name, eq, default = p.partition("=")
         if name not in values:
             if not eq:
@@ -161,8 +198,7 @@ def _call_node(call: Call, values: dict[str, Any], names: dict[fx.Node, str]) ->
     op, inputs, params = call.op, [], {}
     for name, value in values.items():
         if name in call.inputs:
-            tensors = value if isinstance(value, (list, tuple)) and name == "tensors" else [value]
-            inputs += tensors
+            inputs += [t for t in (value if isinstance(value, (list, tuple)) else [value]) if t is not None]
         elif name not in call.dropped:
             params[name] = tuple(value) if isinstance(value, list) else value
     if op == "product":  # x * y is a product; x * 0.5 scales by a constant
@@ -170,7 +206,7 @@ def _call_node(call: Call, values: dict[str, Any], names: dict[fx.Node, str]) ->
         numbers = [i for i in inputs if isinstance(i, (int, float)) and not isinstance(i, bool)]
         if len(nodes) == len(numbers) == 1:
             op, params, inputs = "mul", {"weight": numbers[0]}, nodes
-    if params.pop("alpha", 1) != 1 or not all(isinstance(i, fx.Node) and i in names for i in inputs):
+    if params.pop("alpha", 1) != 1 or not all(isinstance(i, fx.Node) and isinstance(names.get(i), str) for i in inputs):
         return None
     fitted = _fitted(op, params)
     return None if fitted is None else (op, fitted, [names[i] for i in inputs])
@@ -178,13 +214,13 @@ def _call_node(call: Call, values: dict[str, Any], names: dict[fx.Node, str]) ->
 
 def _fitted(op_name: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """``params`` for ``op_name``: its own defaults left out, a callee's param the op lacks dropped where it
-    is None or False (unused); None if what is left does not bind."""
+    is None, False or 0 (unused); None if what is left does not bind."""
     op = get_op(op_name)
     signature = op.signature.parameters
     out = {}
     for name, value in params.items():
         if name not in signature:
-            if value is None or value is False:
+            if value in (None, False, 0):  # unused: no op param needed
                 continue
             return None
         if value != signature[name].default:
@@ -253,11 +289,21 @@ def _module_node(m: nn.Module) -> tuple[str, dict]:
 # -- tracing ------------------------------------------------------------------------------------
 
 
+# Functions traced as one call (fx's autowrap) where their modules are imported: FUNCTIONS maps them to ops.
+_WRAPPED = ("torchvision.models.shufflenetv2.channel_shuffle",)
+
+
+def _imported(name: str) -> Any:
+    """The function at the import path ``name`` if its module is imported (nothing is imported here)."""
+    module_name, _, attr = name.rpartition(".")
+    return getattr(sys.modules.get(module_name), attr, None)
+
+
 class _Tracer(fx.Tracer):
     """fx's tracer, with graphnet's leaf modules and the modules found untraceable as leaves."""
 
     def __init__(self, leaves: set[str]):
-        super().__init__()
+        super().__init__(autowrap_functions=tuple(_imported(name) for name in _WRAPPED if _imported(name)))
         self.leaves = leaves
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -298,15 +344,126 @@ def _after_untraceable(node: fx.Node, names: dict[fx.Node, str | None]) -> bool:
     return False
 
 
-def _convert(root: nn.Module, code: fx.Graph) -> Graph:
-    """The Graph of a traced module; raises _Untraceable naming the modules to make leaves."""
+@dataclass(frozen=True)
+class _Tensor:
+    """A tensor's shape, where a recorded value was a tensor."""
+
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A value computed from tensor shapes alone (``x.shape[0]``, ``h // p``), which has no node:
+    its values at batch sizes 1 and 2."""
+
+    one: Any
+    two: Any
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A call that returns a tuple (a chunk, an attention's output and weights): ``part(i)`` is the path
+    of item i's node, made on its first use (None: an item graphnet has no node for)."""
+
+    part: Callable[[int], str | None]
+
+
+_SHAPE_READS = {getattr, "size", "dim"}
+_RESHAPES = {"view", "reshape", torch.reshape}
+
+
+class _Recorder(fx.Interpreter):
+    """Runs a traced module, keeping each node's value: tensors as their shapes."""
+
+    def __init__(self, module: fx.GraphModule):
+        super().__init__(module)
+        self.values: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self.values[n] = fx.node.map_aggregate(out, lambda v: _Tensor(tuple(v.shape)) if isinstance(v, torch.Tensor)
+                                               else v)
+        return out
+
+
+def _values(root: nn.Module, code: fx.Graph, example_input: torch.Tensor) -> dict[fx.Node, tuple[Any, Any]]:
+    """Each node's value in an eval-mode run on ``example_input``'s first image, and on it twice (batch 2)."""
+    module = fx.GraphModule(root, code)
+    one = example_input[:1]
+    was_training = root.training
+    root.eval()
+    runs = []
+    try:
+        with torch.no_grad():
+            for x in (one, torch.cat([one, one])):
+                recorder = _Recorder(module)
+                recorder.run(x)
+                runs.append(recorder.values)
+    except Exception as e:  # noqa: BLE001 - the module cannot run on this input
+        raise SpecError(f"from_module: {type(root).__name__} cannot run on example_input of shape "
+                        f"{tuple(example_input.shape)}: {type(e).__name__}: {e}") from None
+    finally:
+        root.train(was_training)
+    return {n: (runs[0][n], runs[1][n]) for n in runs[0]}
+
+
+def _has_tensor(value: Any) -> bool:
+    found = []
+    fx.node.map_aggregate(value, lambda v: found.append(v) if isinstance(v, _Tensor) else None)
+    return bool(found)
+
+
+def _batch_shape(one: Any, two: Any) -> tuple[int, ...] | None:
+    """A tensor shape that holds at every batch size: -1 for the dimension that follows the batch."""
+    if not (isinstance(one, _Tensor) and isinstance(two, _Tensor)) or len(one.shape) != len(two.shape):
+        return None
+    dims = tuple(a if a == b else -1 if b == 2 * a else None for a, b in zip(one.shape, two.shape))
+    return dims if None not in dims and dims.count(-1) <= 1 else None
+
+
+def _index_param(key: Any) -> tuple | None:
+    """The ``index`` op's param for the subscript ``key`` (ints, None, ..., slices of ints); None if it has none."""
+    out = []
+    for k in key if isinstance(key, tuple) else (key,):
+        if k is Ellipsis:
+            out.append("...")
+        elif isinstance(k, slice) and all(v is None or isinstance(v, int) for v in (k.start, k.stop, k.step)):
+            out.append((k.start, k.stop, k.step))
+        elif k is None or isinstance(k, int) and not isinstance(k, bool):
+            out.append(k)
+        else:
+            return None
+    return tuple(out)
+
+
+def _stored(root: nn.Module, target: str) -> tuple[str, dict] | None:
+    """``(op, params)`` of the parameter or buffer at ``target``; None for another attribute."""
+    module_name, _, name = target.rpartition(".")
+    owner = root.get_submodule(module_name)
+    value = getattr(owner, name, None)
+    if isinstance(value, nn.Parameter):
+        return "parameter", {"shape": tuple(value.shape)}
+    dtype = str(getattr(value, "dtype", "")).removeprefix("torch.")
+    if name in owner._buffers and name not in owner._non_persistent_buffers_set and dtype in (
+            "float32", "float64", "int64", "bool"):
+        return "buffer", {"shape": tuple(value.shape), **({} if dtype == "float32" else {"dtype": dtype})}
+    return None
+
+
+def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None) -> Graph:
+    """The Graph of a traced module; raises _Untraceable naming the modules to make leaves. Values computed
+    from shapes have no nodes: they are known from a run on ``example_input`` where the trace reads shapes."""
     taken = {name.replace(".", SEP) for name, _ in root.named_modules() if name}
-    names: dict[fx.Node, str | None] = {}  # None: the value of a call with no node
+    names: dict[fx.Node, Any] = {}  # a path; a _Known or _Parts; None: the value of a call with no node
     nodes: list[Node] = []
     untraceable: dict[str, str] = {}
     called: dict[str, int] = {}
     placeholders = [n for n in code.nodes if n.op == "placeholder"]
     inputs = ("input",) if len(placeholders) == 1 else tuple(n.target for n in placeholders)
+    reads_shapes = any(n.target in _SHAPE_READS or n.target in _RESHAPES or n.target == "expand" for n in code.nodes
+                       if n.op in ("call_function", "call_method"))
+    values = _values(root, code, example_input) if reads_shapes and example_input is not None and \
+        len(placeholders) == 1 else {}
 
     def unique(path: str, own: bool) -> str:
         candidate, k = path, 0
@@ -316,46 +473,101 @@ def _convert(root: nn.Module, code: fx.Graph) -> Graph:
         called[candidate] = 1
         return candidate
 
+    def add(path: str, op: str, params: dict, refs: tuple) -> str:
+        nodes.append(Node(path, op, MappingProxyType(params), tuple(refs), MappingProxyType({})))
+        return path
+
+    def function_node(n: fx.Node) -> tuple[str, dict, list] | None:
+        """``(op, params, input paths)`` of a call that makes a tensor, or None."""
+        value = values.get(n)
+        if n.target in _RESHAPES and value is not None:
+            shape = _batch_shape(*value)
+            return None if shape is None else ("reshape", {"shape": shape}, [names[n.args[0]]])
+        if n.target == "expand" and value is not None:
+            shape, source = _batch_shape(*value), values.get(n.args[0])
+            if shape and shape[0] == -1 and source and source[0].shape == (1, *shape[1:]) == source[1].shape:
+                return "expand_batch", {}, [names[n.args[0]], inputs[0]]
+            return None
+        known = [a for a in n.all_input_nodes if isinstance(names.get(a), _Known)]
+        if any(names[a].one != names[a].two for a in known):
+            return None
+        args, kwargs = fx.node.map_arg((n.args, dict(n.kwargs)), lambda a: names[a].one if a in known else a)
+        if n.target is operator.getitem:
+            key = _index_param(args[1])
+            return None if key is None or not isinstance(names.get(args[0]), str) else (
+                "index", {"index": key}, [names[args[0]]])
+        call = lookup(n.target)
+        bound = _bind(call, args, kwargs) if call is not None else None
+        return _call_node(call, bound, names) if bound is not None else None
+
+    def chunk_part(n: fx.Node, chunks: int, dim: int) -> Callable[[int], str]:
+        def part(i: int) -> str:
+            return add(unique(join(_caller(n).replace(".", SEP), "chunk"), own=False), "chunk",
+                       {"chunks": chunks, "index": i, **({"dim": dim} if dim else {})}, (names[n.args[0]],))
+        return part
+
     for n in code.nodes:
         if n.op == "placeholder":
             names[n] = inputs[placeholders.index(n)]
         elif n.op == "get_attr":
-            untraceable.setdefault(n.target.rpartition(".")[0], _call_text(n))
-            names[n] = None
+            path, made = n.target.replace(".", SEP), _stored(root, n.target)
+            if path in called:
+                names[n] = path
+            elif made is None:
+                untraceable.setdefault(_caller(n) if n.meta.get("nn_module_stack") else n.target.rpartition(".")[0],
+                                       _call_text(n))
+                names[n] = None
+            else:
+                names[n] = add(unique(path, own=True), *made, ())
         elif n.op == "call_module":
             m = root.get_submodule(n.target)
             if _after_untraceable(n, names):
                 continue
-            if n.kwargs or not all(isinstance(a, fx.Node) for a in n.args):
+            path = n.target.replace(".", SEP)
+            attention = isinstance(m, nn.MultiheadAttention) and len(set(n.args)) == 1 and len(n.args) == 3 and \
+                all(v is False if k == "need_weights" else v is None for k, v in n.kwargs.items())
+            if not attention and (n.kwargs or not all(isinstance(a, fx.Node) for a in n.args)):
                 untraceable.setdefault(_caller(n, exclude=n.target), f"a call of {n.target} with non-tensor args")
                 names[n] = None
                 continue
-            path = n.target.replace(".", SEP)
             if path in called and (next(m.parameters(), None) is not None or next(m.buffers(), None) is not None):
                 raise SpecError(f"from_module: module {n.target} has weights and is called twice; graphnet "
                                 "nodes own their weights", path)
             op, params = _module_node(m)
-            path = unique(path, own=True)
-            names[n] = path
-            nodes.append(Node(path, op, MappingProxyType(params), tuple(names[a] for a in n.args), MappingProxyType({})))
+            if attention and op != "self_attention":
+                untraceable.setdefault(_caller(n, exclude=n.target), f"the attention {n.target}")
+                names[n] = None
+                continue
+            path = add(unique(path, own=True), op, params, (names[n.args[0]],) if attention else
+                       tuple(names[a] for a in n.args))
+            names[n] = _Parts(lambda i, path=path: path if i == 0 else None) if attention else path
         elif n.op in ("call_function", "call_method"):
+            if n.target is operator.getitem and isinstance(names.get(n.args[0]), _Parts):
+                names[n] = names[n.args[0]].part(n.args[1])
+                continue
             if _after_untraceable(n, names):
                 continue
-            call = FUNCTIONS.get(n.target)
-            values = _bind(call, n.args, dict(n.kwargs)) if call is not None else None
-            made = _call_node(call, values, names) if values is not None else None
+            value = values.get(n)
+            if value is not None and not _has_tensor(value):
+                names[n] = _Known(*value)
+                continue
+            if n.target in ("chunk", torch.chunk) and not n.kwargs.keys() - {"dim"}:
+                chunks, dim = (*n.args[1:], n.kwargs.get("dim", 0))[:2]
+                if isinstance(chunks, int) and isinstance(dim, int):
+                    names[n] = _Parts(chunk_part(n, chunks, dim))
+                    continue
+            made = function_node(n)
             if made is None:
-                untraceable.setdefault(_caller(n), _call_text(n))
+                why = " (a shape read: pass example_input to from_module)" if n.target in _SHAPE_READS else ""
+                untraceable.setdefault(_caller(n), _call_text(n) + why)
                 names[n] = None
                 continue
             op, params, refs = made
-            path = unique(join(_caller(n).replace(".", SEP), op), own=False)
-            names[n] = path
-            nodes.append(Node(path, op, MappingProxyType(params), tuple(refs), MappingProxyType({})))
+            names[n] = add(unique(join(_caller(n).replace(".", SEP), op), own=False), op, params, refs)
         elif n.op == "output":
             if untraceable:
                 break
-            if not isinstance(n.args[0], fx.Node) or n.args[0] not in names:
+            if not isinstance(n.args[0], fx.Node) or not isinstance(names.get(n.args[0]), str):
                 raise SpecError(f"from_module: {type(root).__name__}.forward returns {type(n.args[0]).__name__}, "
                                 "not one tensor; a graph has one output (wrap the module to pick one)")
             if not nodes or names[n.args[0]] != nodes[-1].path:
@@ -363,7 +575,23 @@ def _convert(root: nn.Module, code: fx.Graph) -> Graph:
                                 "its last call", names[n.args[0]])
     if untraceable:
         raise _Untraceable(set(untraceable), "; ".join(f"{k or 'the top module'}: {v}" for k, v in untraceable.items()))
-    return Graph(nodes, inputs)
+    return Graph(_spec_order(nodes), inputs)
+
+
+def _spec_order(nodes: list[Node]) -> list[Node]:
+    """``nodes`` with each namespace's nodes together, in the order a spec dict keeps them (a parameter
+    read in ``forward`` may come between the nodes of another namespace), where that order still computes."""
+    first: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for p in (*namespaces(node.path), node.path):
+            first.setdefault(p, i)
+    ordered = sorted(nodes, key=lambda node: [first[p] for p in (*namespaces(node.path), node.path)])
+    seen: set[str] = set()
+    for node in ordered:
+        if not seen.issuperset(i for i in node.inputs if i in first):
+            return nodes
+        seen.add(node.path)
+    return ordered
 
 
 def from_module(module: nn.Module, example_input: torch.Tensor | None = None) -> Graph:
@@ -386,7 +614,7 @@ def from_module(module: nn.Module, example_input: torch.Tensor | None = None) ->
             leaves.add(failing)
             continue
         try:
-            graph = _convert(module, code)
+            graph = _convert(module, code, example_input)
             break
         except _Untraceable as u:
             if "" in u.modules or u.modules <= leaves:

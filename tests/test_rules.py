@@ -229,7 +229,7 @@ def test_tricks_explain_prints_matches_and_near_misses(tmp_path, capsys):
 def test_rewrite_refuses_a_pass_before_one_it_must_follow(capsys):
     assert PASSES["freeze_bn_scale"].after == ("celu",)
     assert tricks_command("freeze_bn_scale") == 0
-    assert "[applies to the net graph; after celu where both apply]" in capsys.readouterr().out
+    assert "[applies to the net graph; after celu where both apply; keeps: changes (" in capsys.readouterr().out
     with pytest.raises(RewriteError, match="'freeze_bn_scale': must come after 'celu'"):
         rewrite(resnet9(), ["freeze_bn_scale", "ghost_bn", "celu"])
     rewrite(resnet9(), ["celu", "freeze_bn_scale"])

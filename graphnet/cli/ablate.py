@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .args import add_spec_source_arguments, import_modules, positive_float
-from .training import (add_run_arguments, add_search_arguments, build_net, make_engine, output_folder, run_config,
-                       run_options, say, search, tensorboard, width_note)
+from .training import (add_run_arguments, add_search_arguments, build_net, data_fit, make_engine, output_folder,
+                       run_config, run_options, say, search, tensorboard, width_note)
 
 BASE = "baseline"  # the recipe a SPEC's steps start from
 
@@ -54,8 +54,9 @@ class Step:
     published: dict[str, Any]
 
 
-def replay_steps(args: argparse.Namespace, config: dict[str, Any]) -> list[Step]:
-    """The replay's steps that ``--steps`` names (default all), each by its own recipe."""
+def replay_steps(args: argparse.Namespace, config: dict[str, Any], fit: dict[str, int] | None = None) -> list[Step]:
+    """The replay's steps that ``--steps`` names (default all), each by its own recipe, its
+    network built with ``fit``'s options (:func:`~.training.data_fit`)."""
     from ..train import REPLAYS, TrainError, make_setup
 
     replay = REPLAYS[args.recipe]
@@ -68,7 +69,7 @@ def replay_steps(args: argparse.Namespace, config: dict[str, Any]) -> list[Step]
     for step in (r for r in replay if r.name in (args.steps or names)):
         recipe = _sized(args, step)
         if recipe.network not in nets:
-            nets[recipe.network] = build_net(recipe.network, args.width_mult)
+            nets[recipe.network] = build_net(recipe.network, args.width_mult, **(fit or {}))
         setup = make_setup(nets[recipe.network], recipe, spec=recipe.network + width_note(args), **config)
         steps.append(Step(recipe, recipe.title, setup, {"published_time": step.published_time,
                                                        "published_acc": step.published_acc,
@@ -129,8 +130,10 @@ def run_ablate(args: argparse.Namespace) -> int:
     engine = make_engine(args) if args.target is not None else None
     dataset, data_config, data_record = load_data(args.data, args.subset, args.test_subset)
     n, _, shape, _ = data_sizes(dataset)
+    if not args.spec:  # the replay's networks fitted to the data
+        steps = replay_steps(args, config, data_fit(dataset))
     for step in steps:
-        check_data(step.recipe, dataset)
+        check_data(step.recipe, step.setup.graphs.net, dataset)
     setups = {s.recipe.name: replace(s.setup, config={**s.setup.config, **data_config,
                                                       **describe_compute(s.setup, dataset)}) for s in steps}
     title = args.spec or args.recipe
@@ -173,14 +176,14 @@ def run_ablate(args: argparse.Namespace) -> int:
             acc = summarise([r.test_acc for r in results] or [float("nan")])
             seconds = summarise([r.train_time for r in results] or [float("nan")])
             rows.append({"step": recipe.name, "adds": step.adds, "epochs": recipe.epochs, "runs": len(results),
-                         "pflop": training_flops(setup.graphs.net, recipe.epochs,
-                                                 batch_size=recipe.batch_size).total / 1e15,
+                         "pflop": training_flops(setup.graphs.net, recipe.epochs, batch_size=recipe.batch_size,
+                                                 input_shape=shape).total / 1e15,
                          "time_mean": seconds["mean"], "time_std": seconds["std"],
                          "acc_mean": acc["mean"], "acc_std": acc["std"], "acc_min": acc["min"], "acc_max": acc["max"],
                          **step.published})
         columns = ABLATION_COLUMNS
         caption = (f"ablation ({title}): train time and final test accuracy (mean ± std over runs); PFLOP of "
-                   "training on 50,000 images; published figures")
+                   "training on 50,000 images of the data's size; published figures")
     say("", caption, table_header(columns), *(table_row(r, columns) for r in rows), *skipped)
     write_tsv(rows, out / "ablate.tsv")
     write_json({"config": {**config, **data_config, "steps_of": title, "epochs_scale": args.epochs_scale,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .args import positive_float, positive_int
-from .training import (add_recipe_arguments, add_run_arguments, base_recipe, output_folder, recipe_setup, record_runs,
-                       run_options, say, tensorboard)
+from .training import (add_recipe_arguments, add_run_arguments, base_recipe, data_fit, output_folder, recipe_setup,
+                       record_runs, run_options, say, tensorboard)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -52,9 +52,10 @@ def processes(args: argparse.Namespace, runtime) -> int:
     return args.nproc
 
 
-def setup_from_args(args: argparse.Namespace, options, runtime):
-    """What ``graphnet train`` runs: SPEC (default Page's ResNet-9) with the resolved passes, its
-    batch size checked for the :func:`processes` that will train it."""
+def setup_from_args(args: argparse.Namespace, options, runtime, fit: dict[str, int] | None = None):
+    """What ``graphnet train`` runs: SPEC (default the recipe's network, built with ``fit``'s
+    options: :func:`~.training.data_fit`) with the resolved passes, its batch size checked for
+    the :func:`processes` that will train it."""
     from ..train.runner import describe_processes
 
     recipe = base_recipe(args)
@@ -62,7 +63,7 @@ def setup_from_args(args: argparse.Namespace, options, runtime):
         recipe = recipe.with_epochs(int(args.epochs) if args.epochs.is_integer() else args.epochs)
     if args.epochs_scale is not None:
         recipe = recipe.scaled(args.epochs_scale)
-    return recipe_setup(args, options, runtime, recipe, processes(args, runtime),
+    return recipe_setup(args, options, runtime, recipe, processes(args, runtime), fit,
                         **describe_processes(runtime.dist, recipe.batch_size))
 
 
@@ -115,7 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     options = replace(run_options(args), sync_bn=args.sync_bn)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
-    setup = setup_from_args(args, options, runtime)
+    setup = setup_from_args(args, options, runtime)  # the recipe's network is fitted to the data once it loads
     launched = launch_if_asked(args, setup)
     if launched is not None:
         return launched
@@ -124,7 +125,9 @@ def run_train(args: argparse.Namespace) -> int:
         out = output_folder(args, "train") if main else Path()  # rank 0 alone writes
         board = tensorboard(args) if main else None
         dataset, data_config, data_record = load_train_data(args, runtime)
-        check_data(setup.recipe, dataset)
+        if not args.spec:
+            setup = setup_from_args(args, options, runtime, data_fit(dataset, args.num_classes))
+        check_data(setup.recipe, setup.graphs.net, dataset)
         setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset)})
         if main:
             say("graphnet train", header({**setup.config, "out": out}))

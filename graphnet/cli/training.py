@@ -1,6 +1,6 @@
 """What ``graphnet train``, ``trim`` and ``ablate`` share: their run options (read into
 :class:`~graphnet.train.Options`), the header lines those resolve to, the output folder, the
-network built from a spec; the recipe options of train and trim; and the search options and
+network built from a spec (a recipe's network fitted to the data); the recipe options of train and trim; and the search options and
 driver of trim and ablate (``--target``, the engine, a line per trial, TensorBoard records)."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="B",
                    help="batch size (lr and weight decay keep their per-sample values)")
     p.add_argument("--data", default="cifar10", metavar="SOURCE",
-                   help="cifar10 (torchvision download into the cache), an ImageFolder folder or .tar.gz")
+                   help="cifar10, cifar100, svhn, mnist, fashionmnist or stl10 (torchvision download into the cache), "
+                        "or an ImageFolder folder or .tar.gz (any image size, RGB or grayscale)")
     p.add_argument("--subset", type=positive_int, metavar="N", help="train on N images (class-balanced)")
     p.add_argument("--test-subset", type=positive_int, metavar="N",
                    help="test on N images (default: in proportion to --subset)")
@@ -112,15 +113,17 @@ def resolve_passes(args: argparse.Namespace, recipe) -> list:
     return passes
 
 
-def recipe_setup(args: argparse.Namespace, options, runtime, recipe, world_size: int = 1, **config: Any):
-    """SPEC (default the recipe's network) with :func:`resolve_passes`, trained by ``recipe``
-    (``make_setup``; ``config`` adds header entries)."""
+def recipe_setup(args: argparse.Namespace, options, runtime, recipe, world_size: int = 1,
+                 fit: dict[str, int] | None = None, **config: Any):
+    """SPEC (default the recipe's network, built with ``fit``'s options: :func:`data_fit`) with
+    :func:`resolve_passes`, trained by ``recipe`` (``make_setup``; ``config`` adds header entries)."""
     from ..train import make_setup
 
     spec = args.spec or recipe.network
     if args.spec:
         import_modules(args)
-    net = build_net(spec, args.width_mult, args.num_classes)
+    build_options = fit if fit is not None and not args.spec else {"num_classes": args.num_classes}
+    net = build_net(spec, args.width_mult, **build_options)
     return make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), world_size,
                       **run_config(args, options, runtime), **config)
 
@@ -233,12 +236,23 @@ def output_folder(args: argparse.Namespace, command: str) -> Path:
     return prepare_out(args.out or Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{command}", args.overwrite)
 
 
-def build_net(spec: str, width_mult: float | None, num_classes: int | None = None):
+def build_net(spec: str, width_mult: float | None, num_classes: int | None = None, in_channels: int | None = None):
+    """``spec`` built with the build options given (None: the builder's default)."""
     from ..graph import build
     from ..spec_source import load_spec
 
-    kwargs = {k: v for k, v in (("width_mult", width_mult), ("num_classes", num_classes)) if v is not None}
+    kwargs = {k: v for k, v in (("width_mult", width_mult), ("num_classes", num_classes),
+                                ("in_channels", in_channels)) if v is not None}
     return build(load_spec(spec, **kwargs))
+
+
+def data_fit(dataset, num_classes: int | None = None) -> dict[str, int]:
+    """The build options that fit a recipe's network (a zoo builder) to ``dataset``: its
+    channels and classes (``num_classes`` instead, when given)."""
+    from ..data.load import data_sizes
+
+    _, _, shape, classes = data_sizes(dataset)
+    return {"in_channels": shape[0], "num_classes": num_classes or classes}
 
 
 def width_note(args: argparse.Namespace) -> str:

@@ -8,8 +8,8 @@ import shlex
 import time
 from dataclasses import replace
 
-from .training import (add_recipe_arguments, add_run_arguments, add_search_arguments, base_recipe, make_engine,
-                       output_folder, recipe_setup, run_options, say, search, tensorboard)
+from .training import (add_recipe_arguments, add_run_arguments, add_search_arguments, base_recipe, data_fit,
+                       make_engine, output_folder, recipe_setup, run_options, say, search, tensorboard)
 
 # trim's own options (each with a value), left out of the command that trains the answer
 SEARCH_OPTIONS = ("--target", "--max-epochs", "--resolution", "--engine", "--ray-address", "--cpus-per-run",
@@ -49,19 +49,21 @@ def run_trim(args: argparse.Namespace) -> int:
     from ..train import check_data, resolve_runtime
     from ..train.flops import training_flops
     from ..train.log import write_json, write_tsv
-    from ..train.runner import header
+    from ..train.runner import describe_compute, header
     from ..train.trim import epochs_text
 
     options = run_options(args)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
     recipe = base_recipe(args)
-    setup = recipe_setup(args, options, runtime, recipe)
+    setup = recipe_setup(args, options, runtime, recipe)  # the recipe's network is fitted to the data once it loads
     board = tensorboard(args)
     out = output_folder(args, "trim")
     engine = make_engine(args)
     dataset, data_config, data_record = load_data(args.data, args.subset, args.test_subset)
-    check_data(recipe, dataset)
-    setup = replace(setup, config={**setup.config, **data_config,
+    if not args.spec:
+        setup = recipe_setup(args, options, runtime, recipe, fit=data_fit(dataset, args.num_classes))
+    check_data(recipe, setup.graphs.net, dataset)
+    setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset),
                                    "epochs": f"trimmed (the recipe's: {epochs_text(recipe.epochs)})", "out": out})
     say("graphnet trim", header(setup.config))
     start = time.perf_counter()

@@ -15,7 +15,7 @@ match, unless ``shared=True``.
 order. ``explain(graph, pattern)`` gives the near misses: where each partial match broke, and why.
 
 A **replacement** is a spec fragment (dict ``name -> node``, in order, a chain unless it says
-``inputs``) for the matched nodes, or a function ``(match, **params) -> fragment``, which
+``inputs``; empty: the match is removed, its consumers reading its input) for the matched nodes, or a function ``(match, **params) -> fragment``, which
 returns None to leave a match as it is. In it, ``bound('norm')`` is the matched node as it was
 and ``bound('norm').changed(op=..., attrs=..., **params)`` that node changed (params and attrs
 merged over its own); input names are fragment names, then pattern names. A fragment node
@@ -36,8 +36,8 @@ from typing import Any, Callable, Iterable
 
 from ..graph import Graph, Node
 from ..ops import get_op
-from ..spec import join
-from .registry import Pass, PassError, RewriteError, get_pass, no_match
+from ..spec import SEP, join
+from .registry import Pass, PassError, RewriteError, StateMap, get_pass, no_match
 
 NORMS = ("batch_norm", "ghost_batch_norm")
 ACTIVATIONS = ("relu", "celu", "gelu")
@@ -200,7 +200,7 @@ class _Search:
             bindings = [binding for reason, binding in reads if not reason]
             if not bindings:
                 return reads[0][0], []
-        values = _params_with_defaults(node)
+        values = params_with_defaults(node)
         for key, expected in want.params.items():
             if key not in values:
                 return f"has no param {key}", []
@@ -244,7 +244,7 @@ def _named(fn: Callable) -> str:
     return f" ({name})" if name and name != "<lambda>" else ""
 
 
-def _params_with_defaults(node: Node) -> dict[str, Any]:
+def params_with_defaults(node: Node) -> dict[str, Any]:
     """The node's params with its op's defaults filled in (a Graph's nodes bind to their ops)."""
     bound = get_op(node.op).signature.bind(**node.params)
     bound.apply_defaults()
@@ -334,14 +334,22 @@ def bound(name: str) -> Bound:
 
 def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[Graph, str]:
     """``graph`` with the matched nodes of ``m`` replaced by ``fragment`` (see the module doc), and the
-    path of the fragment's last node, which now feeds the consumers of the pattern's last node."""
-    if not isinstance(fragment, Mapping) or not fragment:
-        raise PassError(f"a replacement is a non-empty dict of name -> node, not {fragment!r}")
+    path of the fragment's last node, which now feeds the consumers of the pattern's last node.
+    An empty fragment removes the match: its consumers read what its first node read (its one input)."""
+    if not isinstance(fragment, Mapping):
+        raise PassError(f"a replacement is a dict of name -> node, not {fragment!r}")
     first, last = m.names[0], m.names[-1]
+    if not fragment:
+        inputs = graph[m[first]].inputs
+        if len(inputs) != 1:
+            raise PassError(f"an empty replacement removes the match, so its consumers read its input instead; "
+                            f"{m[first]!r} reads {len(inputs)}")
+        _check_dropped(graph, m, set())
+        return graph.splice(m.nodes, {}, uses={m[last]: inputs[0]}), inputs[0]
     namespace = graph[m[last]].namespace
     paths: dict[str, str] = {}
     for name in fragment:
-        paths[name] = m[name] if name in m.names else _fresh(graph, join(namespace, name), set(paths.values()))
+        paths[name] = m[name] if name in m.names else fresh_path(graph, join(namespace, name), paths.values())
 
     def resolve(ref: str, at: str) -> str:
         if ref not in paths and ref not in m:
@@ -363,18 +371,24 @@ def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[
         inputs = previous if inputs is None else tuple(resolve(i, name) for i in inputs)
         add[paths[name]] = (op, params, list(inputs), dict(attrs))
         previous = (paths[name],)
-    for name in m.names[:-1]:
-        outside = [c for c in graph.successors(m[name]) if c not in m.nodes]
-        if outside and m[name] not in add:
-            raise PassError(f"the replacement drops {m[name]!r}, which {outside[0]!r} outside the match reads")
+    _check_dropped(graph, m, set(add))
     new_last = next(reversed(add))
     return graph.splice(m.nodes, add, uses={m[last]: new_last}), new_last
 
 
-def _fresh(graph: Graph, path: str, taken: set[str]) -> str:
-    """``path``, or ``path_1``, ``path_2``, ... where a node already has it."""
+def _check_dropped(graph: Graph, m: Match, kept: set[str]) -> None:
+    """A PassError if a matched node but the last, not in ``kept``, feeds a node outside the match."""
+    for name in m.names[:-1]:
+        outside = [c for c in graph.successors(m[name]) if c not in m.nodes]
+        if outside and m[name] not in kept:
+            raise PassError(f"the replacement drops {m[name]!r}, which {outside[0]!r} outside the match reads")
+
+
+def fresh_path(graph: Graph, path: str, taken: Iterable[str] = ()) -> str:
+    """``path``, or ``path_1``, ``path_2``, ... where a node (or a namespace, or ``taken``) already has it."""
+    taken = set(taken)
     candidate, k = path, 0
-    while candidate in graph or candidate in taken:
+    while candidate in graph or candidate in taken or any(p.startswith(candidate + SEP) for p in graph):
         k += 1
         candidate = f"{path}_{k}"
     return candidate
@@ -432,18 +446,20 @@ class Rule:
 
 
 def rule(pattern: Pattern, replacement: Replacement, *, name: str, doc: str | None = None, applies_to: str = "net",
-         after: Iterable[str] = (), applied: Pattern | tuple[Pattern, str] | None = None) -> Pass:
+         after: Iterable[str] = (), applied: Pattern | tuple[Pattern, str] | None = None, keeps: str = "changes",
+         state: StateMap | None = None) -> Pass:
     """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc).
 
     ``replacement`` is a fragment or ``fn(match, **params) -> fragment | None``: the pass's
     params are ``fn``'s after the match (checked against their annotations, as ops' params
     are), and its doc (unless ``doc``) is ``fn``'s docstring. ``applied``: as for ``Rule.of``;
     where it matches is done: with nothing else to do the pass says ``already applied (see ...)``.
-    Register the pass with ``register_pass(rule(...))``; ``after`` as for ``register_pass``.
+    Register the pass with ``register_pass(rule(...))``; ``after``, ``keeps`` and ``state`` as for
+    ``register_pass``.
     """
     if doc is None:
         doc = inspect.getdoc(replacement) if callable(replacement) else None
     if not doc:
         raise ValueError(f"rule {name!r}: give a doc (what it changes, why it helps, its params)")
     return Pass.of(name, Rule.of(pattern, replacement, applied), applies_to, after, doc,
-                   params_of=replacement if callable(replacement) else lambda match: None)
+                   params_of=replacement if callable(replacement) else lambda match: None, keeps=keeps, state=state)
