@@ -4,6 +4,7 @@ command, TensorBoard records, and a tiny ``graphnet ablate SPEC --target``."""
 import json
 import math
 import re
+import sys
 
 import pytest
 
@@ -103,3 +104,22 @@ def test_ablate_a_spec_at_a_target_skips_a_pass_that_finds_nothing(archive, tmp_
     assert re.search(r"celu +\+ celu +1 ", table)
     rows = json.loads((tmp_path / "ablate.json").read_text())["rows"]
     assert [r["step"] for r in rows] == ["baseline", "celu"] and all(r["pflop"] > 0 for r in rows)
+
+
+def test_ablate_a_replay_at_a_target_keeps_the_published_figures(archive, tmp_path):  # noqa: F811
+    out = _run(["ablate", "--steps", "baseline,tta", "--target", "0.05", "--max-epochs", "1", "--resolution", "1",
+                "--data", str(archive), "--subset", "64", *TINY[2:], "--out", str(tmp_path)])
+    table = out[out.index("ablation (bag_of_tricks) at mean test acc 0.05"):]
+    assert re.search(r"tta +test-time augmentation +1 .* +1 +26 s V100 +0\.9410$", table, re.M)
+    searches = json.loads((tmp_path / "ablate.json").read_text())["searches"]
+    assert [t["epochs"] for t in searches["baseline"]["trials"]] == [1]
+
+
+def test_engine_options_are_checked_in_one_line(monkeypatch):
+    from graphnet.train.engine import make_engine
+
+    with pytest.raises(TrainError, match="^--ray-address needs --engine ray$"):
+        make_engine("embedded", address="auto")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(TrainError, match=r"^--engine ray needs Ray: pip install 'graphnet\[ray\]'$"):
+        make_engine("ray")

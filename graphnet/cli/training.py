@@ -1,7 +1,8 @@
 """What ``graphnet train``, ``trim`` and ``ablate`` share: their run options (read into
 :class:`~graphnet.train.Options`), the header lines those resolve to, the output folder, the
-network built from a spec (a recipe's network fitted to the data); the recipe options of train and trim; and the search options and
-driver of trim and ablate (``--target``, the engine, a line per trial, TensorBoard records)."""
+network built from a spec (a recipe's network fitted to the data); the recipe options of
+train and trim; and the search options and driver of trim and ablate (``--target``, the
+engine, a line per trial, TensorBoard records)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def run_trim(args: argparse.Namespace) -> int:
     from ..train import check_data, resolve_runtime
     from ..train.flops import training_flops
     from ..train.log import write_json, write_tsv
-    from ..train.runner import describe_compute, header
+    from ..train.runner import header
     from ..train.trim import epochs_text
 
     options = run_options(args)
@@ -63,7 +63,7 @@ def run_trim(args: argparse.Namespace) -> int:
     if not args.spec:
         setup = recipe_setup(args, options, runtime, recipe, fit=data_fit(dataset, args.num_classes))
     check_data(recipe, setup.graphs.net, dataset)
-    setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset),
+    setup = replace(setup, config={**setup.config, **data_config,
                                    "epochs": f"trimmed (the recipe's: {epochs_text(recipe.epochs)})", "out": out})
     say("graphnet trim", header(setup.config))
     start = time.perf_counter()

@@ -57,7 +57,7 @@ class RayEngine:
         if self.started:
             try:
                 ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                         log_to_driver=False, logging_level="warning", configure_logging=True)
+                         log_to_driver=False, logging_level="warning")
             except ConnectionError as e:
                 raise TrainError(f"--ray-address {address}: {e}") from None
         resources = ray.cluster_resources()
