@@ -16,7 +16,8 @@ def figures(run):
 def test_embedded_and_ray_give_the_same_runs(tiny_net):  # noqa: F811
     ray = pytest.importorskip("ray")
     setup = make_setup(tiny_net, small("baseline", batch_size=32))
-    shared = TrialData({"s": setup}, coloured_dataset(96, 40), Options(device="cpu"))
+    # fp32 pinned: the Ray workers are processes of their own, outside conftest's fp32 default
+    shared = TrialData({"s": setup}, coloured_dataset(96, 40), Options(device="cpu", precision="fp32"))
     jobs = [("s", 2, 0), ("s", 1.5, 1)]
     embedded = Embedded().map(train_trial, shared, jobs)
     assert embedded[0].test_acc > 0.1  # it learns
