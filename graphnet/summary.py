@@ -68,15 +68,15 @@ class Summary:
     input_shapes: Mapping[str, Shape]
     input_bytes: int = 0
 
-    @property
-    def total_param_bytes(self) -> int:
-        """torchinfo's "Params size": every node's parameters."""
-        return sum(r.param_bytes for r in self.rows)
+    def total(self, field: str) -> int:
+        """The sum over the rows of a :class:`Row` field."""
+        return sum(getattr(r, field) for r in self.rows)
 
-    @property
-    def total_activation_bytes(self) -> int:
-        """Every node's output, counted once."""
-        return sum(r.activation_bytes for r in self.rows)
+    total_params = property(lambda self: self.total("params"))
+    total_flops = property(lambda self: self.total("flops"))
+    total_macs = property(lambda self: self.total("flops") // 2)
+    total_param_bytes = property(lambda self: self.total("param_bytes"), doc="torchinfo's \"Params size\"")
+    total_activation_bytes = property(lambda self: self.total("activation_bytes"), doc="every node's output, once")
 
     @property
     def forward_backward_bytes(self) -> int:
@@ -87,18 +87,6 @@ class Summary:
     def total_bytes(self) -> int:
         """torchinfo's "Estimated Total Size": input, forward/backward pass and parameters."""
         return self.input_bytes + self.forward_backward_bytes + self.total_param_bytes
-
-    @property
-    def total_params(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def total_flops(self) -> int:
-        return sum(r.flops for r in self.rows)
-
-    @property
-    def total_macs(self) -> int:
-        return self.total_flops // 2
 
     @property
     def shapes(self) -> dict[str, Shape | None]:

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, pass_name, positive_float,
-                   positive_int)
+from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, non_negative_int, pass_name,
+                   positive_float, positive_int)
 
 
 def _folder(text: str) -> Path:
@@ -56,13 +56,6 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "for TensorBoard into DIR (needs graphnet[tensorboard])")
 
 
-def _size(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
-    return value
-
-
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     """SPEC, ``--recipe`` and the recipe's changes (passes, cutout, EMA, TTA, preprocessing):
     what :func:`base_recipe` and :func:`recipe_setup` read."""
@@ -78,7 +71,7 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                    help="apply this pass instead of the recipe's (repeatable, applied in order)")
     p.add_argument("--without", type=pass_name, action="append", default=[], metavar="NAME",
                    help="leave this pass out (repeatable)")
-    p.add_argument("--cutout", type=_size, metavar="N", help="cutout square size (0: none)")
+    p.add_argument("--cutout", type=non_negative_int, metavar="N", help="cutout square size (0: none)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="evaluate a moving average of the weights")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip test-time augmentation")
     p.add_argument("--gpu-preprocessing", action=argparse.BooleanOptionalAction,

@@ -13,7 +13,7 @@ torch's where torch has one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Sequence
 
 import torch
@@ -46,6 +46,17 @@ def orthogonalise(g: torch.Tensor, steps: int = 3, eps: float = 1e-7,
     return x.T if tall else x
 
 
+def groups_with_grads(optimizer: torch.optim.Optimizer, closure: Any) -> Iterator[tuple[dict, list[torch.Tensor]]]:
+    """Each param group of ``optimizer`` with those of its params that have a gradient (a group
+    with none is skipped); graphnet's optimizers take no closure."""
+    if closure is not None:
+        raise ValueError(f"{type(optimizer).__name__} takes no closure")
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if params:
+            yield group, params
+
+
 class Muon(torch.optim.Optimizer):
     """Airbench's Muon: Nesterov momentum, then each param's update orthogonalised as a
     ``len(p) × rest`` matrix; with ``normalise_weights`` each param is first rescaled to
@@ -66,12 +77,7 @@ class Muon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is not None:
-            raise ValueError("Muon takes no closure")
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
+        for group, params in groups_with_grads(self, closure):
             m, grads = group["momentum"], [p.grad for p in params]
             bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad)) for p in params]
             torch._foreach_mul_(bufs, m)

@@ -25,7 +25,7 @@ from torch import nn
 from ..rewrites import param_groups
 from .decoupled import Decoupled, nesterov_sgd, set_schedule
 from .frozen_after import timed_params
-from .muon import Muon, orthogonalise, split_filters
+from .muon import Muon, groups_with_grads, orthogonalise, split_filters
 from .recipes import Recipe
 
 
@@ -40,12 +40,7 @@ class NesterovSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is not None:
-            raise ValueError("NesterovSGD takes no closure")
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
+        for group, params in groups_with_grads(self, closure):
             dw = [p.grad for p in params]
             for p in params:
                 if "v" not in self.state[p]:

@@ -47,21 +47,15 @@ class Trial:
     epochs: float
     runs: tuple[SeedRun, ...]
 
-    @property
-    def acc_mean(self) -> float:
-        return statistics.fmean(r.test_acc for r in self.runs)
+    def stats(self, field: str) -> tuple[float, float]:
+        """The mean and std over the seeds of a :class:`SeedRun` field (``test_acc``, ``train_time``)."""
+        values = [getattr(r, field) for r in self.runs]
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
-    @property
-    def acc_std(self) -> float:
-        return statistics.stdev(r.test_acc for r in self.runs) if len(self.runs) > 1 else 0.0
-
-    @property
-    def time_mean(self) -> float:
-        return statistics.fmean(r.train_time for r in self.runs)
-
-    @property
-    def time_std(self) -> float:
-        return statistics.stdev(r.train_time for r in self.runs) if len(self.runs) > 1 else 0.0
+    acc_mean = property(lambda self: self.stats("test_acc")[0])
+    acc_std = property(lambda self: self.stats("test_acc")[1])
+    time_mean = property(lambda self: self.stats("train_time")[0])
+    time_std = property(lambda self: self.stats("train_time")[1])
 
     def reached(self, target: float) -> bool:
         return self.acc_mean >= target
