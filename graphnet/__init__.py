@@ -2,13 +2,14 @@
 
 from .compile import Network, compile
 from .diff import GraphDiff, diff
-from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ParamError, ShapeError, SpecError,
-                     UnknownInputError, UnknownOpError)
+from .errors import (CycleError, DuplicatePathError, EmptyNamespaceError, ExportError, ParamError, ShapeError,
+                     SpecError, UnknownInputError, UnknownOpError)
+from .export import export
 from .graph import Graph, Node, build
 from .html import notebook_html
 from .ops import REGISTRY, get_op, register
 from .render import render, to_svg
-from .rewrites import ANY, any_of, bound, explain, initialise, match, pat, register_pass, rewrite, rule
+from .rewrites import ANY, any_of, bound, check, explain, initialise, match, pat, register_pass, rewrite, rule
 from .spec import from_json, to_json
 from .spec_source import load_spec
 from .summary import Row, Summary, summary
@@ -20,9 +21,9 @@ Graph._repr_svg_ = to_svg
 Graph._repr_html_ = notebook_html
 
 __all__ = [
-    "ANY", "CycleError", "DuplicatePathError", "EmptyNamespaceError", "Graph", "GraphDiff", "Network", "Node",
-    "ParamError", "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError",
-    "any_of", "bound", "build", "compile", "diff", "explain", "from_json", "from_module", "get_op", "initialise",
-    "load_spec", "match", "pat", "register", "register_pass", "render", "rewrite", "rule", "summary",
+    "ANY", "CycleError", "DuplicatePathError", "EmptyNamespaceError", "ExportError", "Graph", "GraphDiff", "Network",
+    "Node", "ParamError", "REGISTRY", "Row", "ShapeError", "SpecError", "Summary", "UnknownInputError", "UnknownOpError",
+    "any_of", "bound", "build", "check", "compile", "diff", "explain", "export", "from_json", "from_module", "get_op",
+    "initialise", "load_spec", "match", "pat", "register", "register_pass", "render", "rewrite", "rule", "summary",
     "to_json",
 ]

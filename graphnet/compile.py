@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import functools
 import keyword
+import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import networkx as nx
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from .errors import ParamError, ShapeError, SpecError
@@ -149,12 +152,27 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
     named in a node's ``frozen`` attr get ``requires_grad=False``. ``modules``: take each
     module node's submodule from this network, by path, instead of making a new one, so
     two executors share weights (a flip-TTA eval graph and its training graph, say).
-    Nodes that no output depends on (a second head) still run; a warning names them.
+    Nodes that no output depends on (a second head) still run; a warning names them. A
+    cross-entropy written as nodes (:func:`cross_entropies`: the loss graphs, label smoothing
+    included) is one ``F.cross_entropy(logits, target, reduction='none', label_smoothing=α)``
+    call at its last node's path; the graph keeps its nodes.
     """
     root = nn.Module()
     code = fx.Graph()
     values: dict[str, fx.Node] = {name: code.placeholder(_identifier(name)) for name in graph.inputs}
+    losses = cross_entropies(graph, _output_paths(graph, outputs))
+    folded = {path for loss in losses.values() for path in loss.folded}
     for node in graph.nodes:
+        if node.path in folded:
+            continue
+        if node.path in losses:
+            loss = losses[node.path]
+            fx_node = code.create_node("call_function", F.cross_entropy, (values[loss.logits], values[loss.target]),
+                                       {"reduction": "none", "label_smoothing": loss.label_smoothing},
+                                       name=_identifier(node.path))
+            fx_node.meta.update(graphnet_path=node.path, graphnet_op="cross_entropy")
+            values[node.path] = fx_node
+            continue
         op = get_op(node.op, node.path)
         args = tuple(values[i] for i in node.inputs)
         if op.kind == "alias":
@@ -178,15 +196,20 @@ def compile(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | Non
     code.output(_outputs(graph, values, outputs))
     _warn_unused(graph, outputs)
     network = Network(root, code, class_name="Network")
-    stored = [n for n, m in network.named_modules() if isinstance(m, Stored)]
+    stored = stored_targets(network)
     if stored:
-        network._register_load_state_dict_pre_hook(functools.partial(_load_stored, stored))
+        network._register_load_state_dict_pre_hook(functools.partial(load_stored, stored))
     network.spec_graph = graph
     network.meta["graphnet_outputs"] = outputs
     return network
 
 
-def _load_stored(targets: list[str], state_dict: dict, prefix: str, *_: Any) -> None:
+def stored_targets(network: nn.Module) -> list[str]:
+    """The submodules of ``network`` that are parameter or buffer nodes, whose keys ``load_stored`` renames."""
+    return [n for n, m in network.named_modules() if isinstance(m, Stored)]
+
+
+def load_stored(targets: list[str], state_dict: dict, prefix: str, *_: Any) -> None:
     """Rename each parameter or buffer node's key (``class_token``, as it is saved) to its tensor's
     (``class_token.value``) before the network loads ``state_dict``."""
     for target in targets:
@@ -202,12 +225,62 @@ def _make(op: Any, path: str, args: tuple, kwargs: dict) -> nn.Module:
         raise ParamError(f"op {op.name} cannot be made with these params: {e}", path) from e
 
 
+@dataclass(frozen=True)
+class CrossEntropy:
+    """A per-sample cross-entropy written as nodes: ``log_softmax`` → ``nll``, with label smoothing
+    (``neg_mean`` of the log-probabilities, ``add_weighted`` with the NLL) or without; ``folded``:
+    the pattern's nodes before its last, which compile to no code of their own."""
+
+    logits: str
+    target: str
+    label_smoothing: float
+    folded: tuple[str, ...]
+
+
+def cross_entropies(graph: Graph, outputs: Sequence[str] = ()) -> dict[str, CrossEntropy]:
+    """The graph's cross-entropies by the path of each one's last node: a ``log_softmax`` over the
+    classes (dim 1) read by an ``nll`` alone, or by an ``nll`` and a ``neg_mean`` that one
+    ``add_weighted`` with weights ``1 - α`` and ``α`` joins (the ``label_smoothing`` pass). A
+    pattern whose inner nodes another node reads, or that are among ``outputs``, is none."""
+    found = {}
+    for path in graph.find(op="log_softmax", where=lambda n: n.params.get("dim", 1) == 1):
+        readers = {graph[r].op: r for r in graph.successors(path)}
+        nll = readers.get("nll")
+        if nll is None or graph[nll].inputs[0] != path or len(readers) != len(graph.successors(path)):
+            continue
+        logits, target = graph[path].inputs[0], graph[nll].inputs[1]
+        if set(readers) == {"nll"}:
+            found[nll] = CrossEntropy(logits, target, 0.0, (path,))
+            continue
+        uniform, joins = readers.get("neg_mean"), graph.successors(nll)
+        if set(readers) != {"nll", "neg_mean"} or len(joins) != 1 or graph.successors(uniform) != joins:
+            continue
+        join = graph[joins[0]]
+        wa, wb = join.params.get("wa", 1.0), join.params.get("wb", 1.0)
+        if join.op == "add_weighted" and join.inputs == (nll, uniform) and math.isclose(wa + wb, 1.0):
+            found[join.path] = CrossEntropy(logits, target, wb, (path, nll, uniform))
+    return {last: loss for last, loss in found.items() if not set(loss.folded) & set(outputs)}
+
+
+def _output_paths(graph: Graph, outputs: Any) -> list[str]:
+    """The paths of the nodes that ``compile``'s ``outputs`` names."""
+    return [graph.output] if outputs is None else [outputs] if isinstance(outputs, str) else \
+        list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
+
+
+def unused_nodes(graph: Graph, outputs: str | Sequence[str] | Mapping[str, str] | None = None) -> list[str]:
+    """The paths, in execution order, of the nodes that no output (``compile``'s ``outputs``) depends on."""
+    paths = _output_paths(graph, outputs)
+    for path in paths:
+        if path not in graph:
+            raise SpecError("output is not a node of the graph", path)
+    used = set(paths).union(*(nx.ancestors(graph.nx, p) for p in paths))
+    return [p for p in graph.order if p not in used]
+
+
 def _warn_unused(graph: Graph, outputs: Any) -> None:
     """Warn once, naming them, about nodes that no output depends on."""
-    paths = [graph.output] if outputs is None else [outputs] if isinstance(outputs, str) else \
-        list(outputs.values()) if isinstance(outputs, Mapping) else list(outputs)
-    used = set(paths).union(*(nx.ancestors(graph.nx, p) for p in paths))
-    unused = [p for p in graph.order if p not in used]
+    unused = unused_nodes(graph, outputs)
     if unused:
         shown = ", ".join(unused[:8]) + (f" and {len(unused) - 8} more" if len(unused) > 8 else "")
         warnings.warn(f"compile: {len(unused)} node(s) that no output uses still run: {shown} "

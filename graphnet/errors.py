@@ -35,3 +35,7 @@ class EmptyNamespaceError(SpecError):
 
 class ShapeError(SpecError):
     """A node failed at the first forward pass (usually mismatched shapes)."""
+
+
+class ExportError(SpecError):
+    """A network cannot be written in the format asked for (``graphnet.export``); ``path`` is the node that stops it."""

@@ -48,8 +48,10 @@ def test_shapes_summary_width(tmp_path, monkeypatch, capsys):
 def test_summary_command(capsys):
     assert main(["summary", RESNET9]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2].split() == ["total", "6,573,120", "379,261,952"]  # multiply-adds
-    assert lines[-1].endswith("0.76 GFLOPs counting both")
+    total = lines[-3].split()
+    assert total[0] == "total" and total[-2:] == ["6,573,120", "379,261,952"]  # multiply-adds
+    assert lines[-2].endswith("0.76 GFLOPs counting both")
+    assert lines[-1].startswith("input 0.01 MB, forward/backward pass 6.03 MB, params 26.29 MB")
 
 
 def test_rewrite_passes_reach_rewrite(monkeypatch, capsys):

@@ -102,7 +102,8 @@ def test_eval_round_trip_gives_the_same_accuracy(trained):
 def test_switches_and_explicit_spec(archive, tmp_path):
     out = _run(["train", "specs/resnet9.py", "--rewrite", "celu:alpha=0.1", "--rewrite", "label_smoothing",
                 "--no-ema", "--tta", "--cutout", "4", "--no-gpu-preprocessing", "--epochs", "1",
-                "--runs", "2", "--subset", "160", "--data", str(archive), *SMALL, "--out", str(tmp_path)])
+                "--runs", "2", "--subset", "160", "--data", str(archive), *SMALL, "--out", str(tmp_path),
+                "--tensorboard", str(tmp_path / "tb")])
     assert header_value(out, "spec") == "specs/resnet9.py (width x0.125)"
     assert header_value(out, "net passes") == "celu(alpha=0.1)"
     assert header_value(out, "loss passes") == "label_smoothing"
@@ -114,6 +115,8 @@ def test_switches_and_explicit_spec(archive, tmp_path):
     assert (tmp_path / "run1" / "checkpoint.pt").is_file() and (tmp_path / "run2" / "log.tsv").is_file()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["seeds"] == [0, 1] and set(summary["test_acc"]) == {"mean", "min", "max", "std"}
+    for seed in (0, 1):  # each run's scalars and hparams for TensorBoard
+        assert list((tmp_path / "tb" / "tta" / f"seed{seed}").glob("events.out.tfevents.*"))
 
 
 def test_without_drops_a_trick_from_the_default(archive, tmp_path):

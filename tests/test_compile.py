@@ -151,3 +151,37 @@ def test_torch_compile_of_a_fresh_network_compiles_once(resnet9_spec):
     compiled(x)
     compiled(x)  # the eager first-call check is not traced, so nothing to recompile on
     assert counters["stats"]["unique_graphs"] == 1
+
+
+@pytest.mark.parametrize("alpha", [None, 0.2])
+def test_the_loss_graph_compiles_to_one_cross_entropy_call_equal_to_its_nodes(alpha):
+    from graphnet.losses import LOSS_INPUTS, cross_entropy
+    from graphnet.ops import get_op
+
+    add_weighted_fn, neg_mean_fn, nll_fn = (get_op(name).target for name in ("add_weighted", "neg_mean", "nll"))
+
+    graph = graphnet.build(cross_entropy(), inputs=LOSS_INPUTS)
+    if alpha is not None:
+        graph = graphnet.rewrite(graph, [("label_smoothing", {"alpha": alpha})])
+    loss = graphnet.compile(graph)
+    calls = [n for n in loss.graph.nodes if n.op in ("call_function", "call_module")]
+    assert [n.target for n in calls] == [torch.nn.functional.cross_entropy]
+    assert calls[0].kwargs["label_smoothing"] == (alpha or 0.0)
+    assert len(graph.nodes) == (2 if alpha is None else 4)  # the graph keeps its nodes
+    logits, target = torch.randn(8, 10, dtype=torch.float64), torch.arange(8) % 10
+    log_probs = torch.log_softmax(logits, dim=1)  # the graph's nodes, one by one
+    expected = nll_fn(log_probs, target)
+    if alpha is not None:
+        expected = add_weighted_fn(expected, neg_mean_fn(log_probs), wa=1 - alpha, wb=alpha)
+    torch.testing.assert_close(loss(logits, target), expected)
+
+
+def test_a_cross_entropy_whose_log_probs_are_read_elsewhere_compiles_node_by_node():
+    from graphnet.losses import LOSS_INPUTS, cross_entropy
+
+    graph = graphnet.build(cross_entropy(), inputs=LOSS_INPUTS)
+    both = graphnet.compile(graph, outputs=["log_probs", "nll"])
+    assert torch.nn.functional.cross_entropy not in [n.target for n in both.graph.nodes]
+    logits, target = torch.randn(4, 10), torch.arange(4)
+    out = both(logits, target)
+    torch.testing.assert_close(out["nll"], torch.nn.functional.cross_entropy(logits, target, reduction="none"))

@@ -6,14 +6,15 @@ import torch
 from graphnet.data import CIFAR10_MEAN, CIFAR10_STD, Dataset, DeviceData
 
 
-def coded_dataset(n_train=10, n_test=6, size=8) -> Dataset:
-    """Each image is constant: its pixel value encodes its index, and its label is index % 3."""
+def coded_dataset(n_train=10, n_test=6, size=8, mean=CIFAR10_MEAN, std=CIFAR10_STD) -> Dataset:
+    """Each image is constant: its pixel value encodes its index, and its label is index % 3;
+    normalised by CIFAR-10's constants (those ``decode`` undoes)."""
     def images(n):
         return (torch.arange(n, dtype=torch.uint8) * 20)[:, None, None, None].expand(
             n, size, size, 3).clone()
 
     return Dataset(images(n_train), torch.arange(n_train) % 3, images(n_test),
-                   torch.arange(n_test) % 3, ["a", "b", "c"])
+                   torch.arange(n_test) % 3, ["a", "b", "c"], mean, std)
 
 
 def decode(images: torch.Tensor) -> torch.Tensor:
@@ -24,9 +25,12 @@ def decode(images: torch.Tensor) -> torch.Tensor:
 def test_normalisation_and_layout():
     ds = Dataset(torch.randint(0, 256, (4, 8, 8, 3), dtype=torch.uint8), torch.zeros(4),
                  torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8), torch.zeros(2), ["x"])
+    pixels = ds.train_images.reshape(-1, 3).double()  # the normalisation is the training images'
+    torch.testing.assert_close(torch.tensor(ds.mean, dtype=torch.float64), pixels.mean(0))
+    torch.testing.assert_close(torch.tensor(ds.std, dtype=torch.float64), pixels.std(0, correction=0))
     data = DeviceData(ds, "cpu")
-    mean = torch.tensor(CIFAR10_MEAN)[:, None, None]
-    std = torch.tensor(CIFAR10_STD)[:, None, None]
+    mean = torch.tensor(ds.mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(ds.std, dtype=torch.float32)[:, None, None]
     expect = (ds.test_images.permute(0, 3, 1, 2).float() - mean) / std
     torch.testing.assert_close(data.test_images, expect)
     assert data.train_images.shape == (4, 3, 16, 16)
@@ -49,7 +53,7 @@ def test_the_data_set_is_left_unchanged(dtype):
 
 def test_mean_std_must_match_channels():
     with pytest.raises(ValueError, match="one value per channel"):
-        DeviceData(coded_dataset(), "cpu", mean=(0.0,), std=(1.0,))
+        DeviceData(coded_dataset(mean=(0.0,), std=(1.0,)), "cpu")
 
 
 def test_epoch_covers_every_sample_once_with_aligned_labels():

@@ -131,10 +131,9 @@ def test_an_image_of_another_size_is_one_line(tmp_path):
     root = write_folder(tmp_path / "mixed", {"train": 3, "test": 1})
     bad = encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8)).numpy().tobytes()
     (root / "train" / "blue" / "002.jpg").write_bytes(bad)
-    data = StreamData(root, "cpu", workers=1)
     with pytest.raises(DataError, match=r"^image train/blue/002.jpg in .* is 8x8 \(HxW\), but the first "
                                         r"training image is 16x16: all images must be one size$"):
-        epoch(data, 6)
+        epoch(StreamData(root, "cpu", workers=1), 6)  # said by the normalisation's pass over the images
 
 
 def test_the_plan_streams_only_what_does_not_fit(folder):

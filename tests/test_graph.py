@@ -38,8 +38,8 @@ def test_find_by_op_pattern_and_predicate(resnet9_spec):
     g = graphnet.build(resnet9_spec)
     assert len(g.find(op="conv")) == 8
     assert g.find(pattern="layer*/pool") == ["layer1/pool", "layer2/pool", "layer3/pool"]
-    assert g.find(op=("max_pool", "flatten"), pattern="*") == ["layer1/pool", "layer2/pool", "layer3/pool",
-                                                                "pool", "flatten"]
+    assert g.find(op=("max_pool", "adaptive_max_pool", "flatten"), pattern="*") == [
+        "layer1/pool", "layer2/pool", "layer3/pool", "pool", "flatten"]
     assert g.find(op="conv", where=lambda n: n.params["c_in"] == 512) == [
         "layer3/residual/res1/conv", "layer3/residual/res2/conv"]
 

@@ -20,7 +20,7 @@ LAYERS = [
     ["spec", "losses"],
     ["graph"],
     ["compile", "trace"],
-    ["summary", "labels", "diff", "view", "html", "render", "spec_source"],
+    ["summary", "labels", "diff", "view", "html", "render", "spec_source", "export"],
     ["rewrites"],
     ["", "zoo"],  # "" is the package itself, graphnet/__init__: the public API over the layers below
     ["data"],

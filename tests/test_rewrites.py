@@ -12,6 +12,7 @@ import graphnet
 from graphnet import SpecError, build, compile, load_spec
 from graphnet.cli import tricks
 from graphnet.losses import LOSS_INPUTS, cross_entropy
+from graphnet.ops import dropout, linear
 from graphnet.rewrites import FAMILIES, PASSES, NoMatchError, RewriteError, list_passes, rewrite, split_passes
 from graphnet.rewrites.activations import celu, swap_activation
 from graphnet.rewrites.loss import label_smoothing
@@ -38,11 +39,14 @@ def unchanged_except(before, after, changed):
 # -- registry and rewrite --------------------------------------------------------------------
 
 def test_registry_knows_each_pass_with_its_graph_params_and_doc():
-    assert [p.name for p in list_passes()][:13] == [  # Page's first, then airbench's (tests may register more)
+    assert [p.name for p in list_passes()][:16] == [  # Page's, airbench's, inference (tests may register more)
         "pool_before_norm", "pool_before_act", "label_smoothing", "celu", "swap_activation", "ghost_bn",
         "freeze_bn_scale", "whiten_input", "tta_flip", "whiten_input_pm", "dirac_init", "bn_settings",
-        "tta_translate"]
-    assert [n for names in FAMILIES.values() for n in names] == [p.name for p in list_passes()][:13]
+        "tta_translate", "fold_bn", "remove_dropout", "remove_unused"]
+    assert [n for names in FAMILIES.values() for n in names] == [p.name for p in list_passes()][:16]
+    assert {p.name for p in list_passes()[:16] if p.keeps == "exact"} == {"pool_before_act", "dirac_init",
+                                                                         "remove_unused"}
+    assert {p.name for p in list_passes()[:16] if p.keeps == "eval"} == {"ghost_bn", "fold_bn", "remove_dropout"}
     assert {p.name: p.applies_to for p in list_passes()[:9] if p.applies_to != "net"} == {
         "label_smoothing": "loss", "tta_flip": "eval"}
     assert list(PASSES["ghost_bn"].signature.parameters) == ["num_splits"]
@@ -137,7 +141,7 @@ def test_tricks_command_lists_passes_and_trainer_options(capsys):
     assert tricks_command() == 0
     out = capsys.readouterr().out
     for p in list_passes():
-        assert f"{p.applies_to:<5} {p.name}{p.params_str()}" in out and p.doc.splitlines()[0] in out
+        assert f"{p.applies_to:<5} {p.keeps:<7} {p.name}{p.params_str()}" in out and p.doc.splitlines()[0] in out
     page, airbench = out.index(" Page's bag of tricks (2019):"), out.index(" airbench94 (Keller Jordan, 2024):")
     assert page < out.index("tta_flip()") < airbench < out.index("whiten_input_pm(") < out.index("Training-loop")
     for trick in ("gpu_preprocessing", "batch_augmentation", "ema"):
@@ -254,10 +258,18 @@ def airbench_net():
     return build(architecture(width_mult=0.125))
 
 
+def resnet9_for_inference():
+    """ResNet-9 with a dropout before the linear layer and a head that no output uses."""
+    g = resnet9().insert_after("flatten", "drop", dropout(0.2))
+    return g.add("aux", linear(g["linear"].params["c_in"], 10, inputs=["drop"]), after="drop")
+
+
 @pytest.mark.parametrize("name", list(PASSES))
 def test_every_pass_round_trips_through_to_spec_and_json(name):
     airbench = name in FAMILIES["airbench94 (Keller Jordan, 2024)"]
-    base = loss_graph() if PASSES[name].applies_to == "loss" else airbench_net() if airbench else resnet9()
+    inference = name in FAMILIES["inference (keep the function)"]
+    base = (loss_graph() if PASSES[name].applies_to == "loss" else airbench_net() if airbench
+            else resnet9_for_inference() if inference else resnet9())
     out = rewrite(base, [name])
     assert build(out.to_spec(), inputs=out.inputs) == out
     assert build(graphnet.from_json(graphnet.to_json(out.to_spec())), inputs=out.inputs) == out

@@ -1,8 +1,9 @@
 import pytest
 import torch
+import torchvision
 
 import graphnet
-from graphnet.ops import add, conv, linear, relu
+from graphnet.ops import add, conv, linear, product, relu
 from graphnet.summary import Row, Summary
 
 
@@ -41,11 +42,46 @@ def test_resnet9_shapes(resnet9_graph):
 def test_table(resnet9_graph):
     text = str(graphnet.summary(resnet9_graph, (1, 3, 32, 32)))
     lines = text.splitlines()
-    assert lines[0].split() == ["node", "op", "output", "shape", "params", "mult-adds"]
+    assert lines[0].split() == ["node", "op", "output", "shape", "output", "bytes", "param", "bytes", "params",
+                                "mult-adds"]
     assert "layer1/residual/res2/conv" in text and "1×128×16×16" in text
-    assert lines[-2].split() == ["total", "6,573,120", f"{758_523_904 // 2:,}"]
-    assert "0.38 G mult-adds (a multiply-add counted once" in lines[-1] and "0.76 GFLOPs counting both" in lines[-1]
-    assert len({len(line) for line in lines[:-1]}) == 1  # aligned columns
+    assert lines[-3].split() == ["total", "4.92MB", "26.3MB", "6,573,120", f"{758_523_904 // 2:,}"]
+    assert "0.38 G mult-adds (a multiply-add counted once" in lines[-2] and "0.76 GFLOPs counting both" in lines[-2]
+    assert lines[-1] == ("input 0.01 MB, forward/backward pass 6.03 MB, params 26.29 MB: 32.33 MB in all "
+                         "(torchinfo's sizes); every output once: 4.92 MB")
+    assert len({len(line) for line in lines[:-2]}) == 1  # aligned columns
+
+
+def test_memory_per_node_and_in_total(resnet9_graph):
+    s = graphnet.summary(resnet9_graph, (2, 3, 32, 32))
+    rows = {r.path: r for r in s.rows}
+    assert rows["layer1/conv"].param_bytes == 4 * 64 * 128 * 9  # fp32 parameters; a BN's buffers are not counted
+    assert rows["layer1/bn"].param_bytes == 4 * 2 * 128
+    assert rows["layer1/conv"].activation_bytes == 4 * 2 * 128 * 32 * 32  # its output, batch included
+    assert rows["layer1/pool"].activation_bytes == 4 * 2 * 128 * 16 * 16
+    assert rows["layer1/residual/in"].activation_bytes == 0  # an identity holds no tensor of its own
+    assert s.total_param_bytes == 4 * s.total_params and s.input_bytes == 4 * 2 * 3 * 32 * 32
+    assert s.total_activation_bytes == sum(r.activation_bytes for r in s.rows)
+    with_params = [r.activation_bytes for r in s.rows if r.params]
+    assert s.forward_backward_bytes == 2 * sum(with_params)  # each output and its gradient
+    assert s.total_bytes == s.input_bytes + s.forward_backward_bytes + s.total_param_bytes
+
+
+def test_memory_is_what_torchinfo_shows_for_resnet18():
+    # torchinfo 1.8.0's summary(resnet18(), (1, 3, 224, 224)): "Forward/backward pass size (MB): 39.75",
+    # "Params size (MB): 46.76"; its input size is the data plus 64 bytes of the tensor object
+    s = graphnet.summary(graphnet.from_module(torchvision.models.resnet18()), (1, 3, 224, 224))
+    assert (s.forward_backward_bytes, s.total_param_bytes, s.input_bytes) == (39_747_392, 46_758_048, 602_112)
+
+
+def test_memory_follows_the_dtype_the_modules_are_made_in(resnet9_graph):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        s = graphnet.summary(resnet9_graph, (1, 3, 32, 32))
+    finally:
+        torch.set_default_dtype(previous)
+    assert s.total_param_bytes == 8 * s.total_params and s.input_bytes == 8 * 3 * 32 * 32
 
 
 def test_outputs_limits_rows(resnet9_graph):
@@ -75,15 +111,15 @@ def test_linear_counts_and_shape_error_names_node():
 
 
 class Project(torch.nn.Module):
-    """A ``torch.mm`` (no op of graphnet's) by a parameter of its own, made from params it does not keep:
-    an ``instance`` node."""
+    """A matmul by a parameter of its own, made from params it does not keep, after a ``len`` that
+    torch.fx cannot trace: an ``instance`` node."""
 
     def __init__(self, c_in, c_out):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.randn(c_in, c_out))
 
     def forward(self, x):
-        return torch.mm(x, self.weight)
+        return x[: len(x)] @ self.weight
 
 
 def test_a_matmul_inside_an_instance_node_counts():
@@ -103,3 +139,10 @@ def test_a_bmm_in_a_function_node_counts():
     graph = graphnet.build({"ab": ("test_batched_product", {}, ["a", "b"])}, inputs=("a", "b"))
     s = graphnet.summary(graph, {"a": (4, 3, 5), "b": (4, 5, 6)})
     assert s.shapes["ab"] == (4, 3, 6) and s.total_flops == 2 * 4 * 3 * 5 * 6
+
+
+def test_a_parameter_node_has_parameter_bytes_and_no_output_of_its_own():
+    graph = graphnet.build({"scale": ("parameter", {"shape": (1, 16)}, []), "out": product(inputs=["input", "scale"])})
+    rows = {r.path: r for r in graphnet.summary(graph, (5, 16)).rows}
+    assert (rows["scale"].param_bytes, rows["scale"].activation_bytes) == (4 * 16, 0)  # its output is its tensor
+    assert (rows["out"].param_bytes, rows["out"].activation_bytes) == (0, 4 * 5 * 16)

@@ -2,11 +2,12 @@
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
 import graphnet
-from graphnet.train.frozen_after import apply_frozen_after, timed_params
+from graphnet.train.frozen_after import drop_grads, frozen_at, timed_params
 from graphnet.train.lookahead import Lookahead
 from graphnet.zoo.airbench94 import build
 
@@ -54,15 +55,16 @@ def perturb(net, step):
 def test_lookahead_matches_airbench_step_for_step():
     steps_per_epoch, epochs, total = 7, 4, 26  # the last epoch stops early, as with 9.9 epochs
     expected = airbench_run(tiny_net(), steps_per_epoch, epochs, total, 1, perturb)
-    net, look, current = tiny_net(), Lookahead(total, start_epoch=1), 0
+    net, current = tiny_net(), 0
+    look = Lookahead(net, total, start_epoch=1)
     for epoch in range(epochs):
         for _ in range(steps_per_epoch):
             perturb(net, current)
             current += 1
-            look.after_step(net, current, epoch)
+            look.after_step(current, epoch)
             if current >= total:
                 break
-        look.end_epoch(net)
+        look.end_epoch()
     for (k, v), w in zip(net.state_dict().items(), expected.state_dict().values()):
         torch.testing.assert_close(v, w, msg=k)
     plain = tiny_net()
@@ -75,10 +77,10 @@ def test_lookahead_matches_airbench_step_for_step():
 def test_lookahead_does_nothing_before_its_first_snapshot():
     net = tiny_net()
     before = copy.deepcopy(net.state_dict())
-    look = Lookahead(100, start_epoch=3)
+    look = Lookahead(net, 100, start_epoch=3)
     for step in range(1, 11):
-        look.after_step(net, step, epoch=2)
-    look.end_epoch(net)
+        look.after_step(step, epoch=2)
+    look.end_epoch()
     assert look.ema is None and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
@@ -86,6 +88,27 @@ def test_frozen_after_freezes_the_whitening_bias_from_its_epoch_on():
     net = graphnet.compile(graphnet.build(build(width_mult=0.125)))
     timed = timed_params(net)
     assert list(timed) == ["whiten.bias"] and timed["whiten.bias"] == (net.get_parameter("whiten.bias"), 3)
-    assert apply_frozen_after(net, 2.99) == [] and net.get_parameter("whiten.bias").requires_grad
-    assert apply_frozen_after(net, 3) == ["whiten.bias"] and not net.get_parameter("whiten.bias").requires_grad
+    bias = net.get_parameter("whiten.bias")
+    assert frozen_at(net, 2.99) == {} and frozen_at(net, 3) == {"whiten.bias": bias}
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
+    drop_grads(frozen_at(net, 3).values())
+    assert bias.grad is None and bias.requires_grad  # the graph is unchanged: only the gradient goes
+    assert net.get_parameter("block1.conv1.weight").grad is not None
     assert not net.get_parameter("whiten.weight").requires_grad  # frozen from the start, untouched
+
+
+def test_lookahead_binds_the_networks_tensors_once(monkeypatch):
+    net = tiny_net()
+    look = Lookahead(net, 10, every=1, start_epoch=0)
+    monkeypatch.setattr(net, "state_dict", lambda *a, **k: pytest.fail("state_dict read after construction"))
+    weight = net[0].weight
+    start = weight.detach().clone()
+    look.after_step(1, 0)  # the snapshot
+    with torch.no_grad():
+        weight.add_(1.0)
+    look.after_step(10, 0)  # decay 0.95: the average takes 5% of the step
+    torch.testing.assert_close(weight.detach(), start + 0.05)
+    with torch.no_grad():
+        weight.add_(1.0)
+    look.end_epoch()
+    torch.testing.assert_close(weight.detach(), start + 0.05)

@@ -34,10 +34,14 @@ def small(recipe_name: str, epochs: int = 3, batch_size: int = 32, **changes):
     return dataclasses.replace(recipe, batch_size=batch_size, **changes)
 
 
-@pytest.fixture(scope="module")
-def tiny_net():
+def tiny_net_graph():
     import resnet9
     return build(resnet9.build(width_mult=0.125))
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    return tiny_net_graph()
 
 
 def test_final_recipe_learns(tiny_net):
@@ -99,3 +103,46 @@ def test_compiled_trainers_warm_up_without_recompiles(tiny_net, monkeypatch):
     # checked calls were done
     assert [b - a for a, b in zip(graphs, graphs[1:])] == [3, 3, 3]
     assert after_run == graphs[-1]
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94_muon"])
+def test_compiled_airbench_runs_never_recompile_after_the_warm_up(name, monkeypatch):
+    # the whitening bias freezes after epoch 3 (frozen_after) and the lookahead starts at epoch
+    # 3: neither may change what the compiled train step sees
+    from torch._dynamo.utils import counters
+
+    from graphnet.spec_source import load_spec
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, backend="eager", **kw))
+    torch._dynamo.reset()
+    recipe = small(name, epochs=5, batch_size=16, whiten_images=64)
+    setup = make_setup(build(load_spec(recipe.network, width_mult=0.125)), recipe)
+    trainer = Trainer(setup.graphs, recipe, coloured_dataset(64, 40), Options(device="cpu", compile=True),
+                      io.StringIO())
+    graphs = counters["stats"]["unique_graphs"]
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        result = trainer.run(seed=0)
+    assert counters["stats"]["unique_graphs"] == graphs and len(result.rows) == 5
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94_muon", "tta"])
+def test_the_warm_up_changes_no_result(name):
+    # the warm-up runs a discarded run's first steps (optimizer, EMA or lookahead, whitening,
+    # augmentation draws) on the trainer's own networks: a run after it is bitwise the run without
+    from graphnet.spec_source import load_spec
+
+    recipe = small(name, epochs=4, batch_size=16, whiten_images=64)
+    network = tiny_net_graph() if name == "tta" else build(load_spec(recipe.network, width_mult=0.125))
+    setup = make_setup(network, recipe)
+    results = []
+    for warm in (False, True):
+        trainer = Trainer(setup.graphs, recipe, coloured_dataset(64, 40), Options(device="cpu"), io.StringIO())
+        if warm:
+            trainer._warm_up()
+        result = trainer.run(seed=1)
+        results.append(([(r["train_loss"], r["test_loss"], r["test_acc"]) for r in result.rows], result.state))
+    (rows, state), (warm_rows, warm_state) = results
+    assert rows == warm_rows
+    assert all(torch.equal(state[k], warm_state[k]) for k in state)

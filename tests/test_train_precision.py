@@ -5,15 +5,44 @@ import torch
 
 from graphnet.rewrites.airbench import weighted_views_fn
 from graphnet.rewrites.tta import mean_halves_fn
-from graphnet.train import Options, TrainError, Trainer, make_setup, resolve_runtime
+from graphnet import rewrite
+from graphnet.train import Options, TrainError, Trainer, environment, make_setup, resolve_runtime
+from graphnet.train.environment import for_network, native_bf16  # the real one (conftest pins fp32)
 from test_train_loop import coloured_dataset, small, tiny_net  # noqa: F401 (fixture)
 
 
-def test_auto_on_the_cpu_is_fp32_contiguous():  # the faster of the four there (benchmarks/README.md)
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_the_cpu_is_bf16_where_it_is_native(monkeypatch, native):
+    monkeypatch.setattr(environment, "native_bf16", lambda: native)
     runtime = resolve_runtime(Options(device="cpu"))
-    assert (runtime.precision, runtime.memory_format, runtime.autocast) == ("fp32", torch.contiguous_format, None)
-    runtime = resolve_runtime(Options(device="cpu", precision="bf16", memory_format="channels_last"))
-    assert (runtime.precision, runtime.memory_format, runtime.autocast) == ("bf16", torch.channels_last,
+    assert (runtime.precision, runtime.autocast, runtime.data_dtype) == \
+        (("bf16", torch.bfloat16, torch.bfloat16) if native else ("fp32", None, torch.float32))
+    runtime = resolve_runtime(Options(device="cpu", precision="fp32"))
+    assert (runtime.precision, runtime.autocast) == ("fp32", None)
+
+
+def test_native_bf16_reads_the_cpu(monkeypatch):
+    capabilities = {"amx_bf16": False, "avx512_bf16": False}
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    assert not native_bf16()
+    for flag in capabilities:
+        monkeypatch.setitem(capabilities, flag, True)
+        assert native_bf16()
+        monkeypatch.setitem(capabilities, flag, False)
+
+
+def test_auto_layout_on_the_cpu_reads_the_network(tiny_net):  # noqa: F811 (benchmarks/README.md, cpu_speed.py)
+    ghost = rewrite(tiny_net, [("ghost_bn", {"num_splits": 2})])
+    options = Options(device="cpu")
+    runtime = resolve_runtime(options)
+    assert runtime.memory_format == torch.channels_last
+    assert for_network(runtime, options, tiny_net).memory_format == torch.channels_last
+    assert for_network(runtime, options, ghost).memory_format == torch.contiguous_format
+    assert resolve_runtime(options, ghost).memory_format == torch.contiguous_format
+    asked = Options(device="cpu", memory_format="channels_last")
+    assert for_network(resolve_runtime(asked), asked, ghost).memory_format == torch.channels_last
+    runtime = resolve_runtime(Options(device="cpu", precision="bf16", memory_format="contiguous"))
+    assert (runtime.precision, runtime.memory_format, runtime.autocast) == ("bf16", torch.contiguous_format,
                                                                             torch.bfloat16)
 
 

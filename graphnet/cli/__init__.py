@@ -24,10 +24,10 @@ from ..errors import SpecError
 from ..render import RenderError
 from ..train import DistributedError, Stopped, TrainError
 from ..train.launch import launched, report_errors
-from . import ablate, diff, eval, render, train, tricks
+from . import ablate, check, diff, eval, export, render, train, tricks, trim
 
 # the modules that add command groups, in the order --help lists them
-COMMAND_MODULES = (render, tricks, train, eval, ablate, diff)
+COMMAND_MODULES = (render, tricks, check, train, trim, eval, ablate, diff, export)
 # exceptions that are the user's to fix: reported in one line
 USER_ERRORS = (SpecError, DataError, TrainError, RenderError, FileNotFoundError, DistributedError)
 

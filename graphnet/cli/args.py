@@ -17,9 +17,17 @@ SPEC_HELP = ("a Python file defining `net` or `build()`, module:attr (a spec or 
 
 
 def positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, minimum: int) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
     return value
 
 

@@ -1,4 +1,4 @@
-"""``graphnet render`` (draw a spec) and ``graphnet summary`` (its shapes, params and FLOPs)."""
+"""``graphnet render`` (draw a spec) and ``graphnet summary`` (its shapes, params, FLOPs and memory)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="layout program (default: system dot if installed, else graphviz-pure)")
     p.set_defaults(run=run_render)
 
-    p = subparsers.add_parser("summary", help="print each node's output shape, params and FLOPs",
-                              description="Print each node's output shape, parameter count and FLOPs.")
+    p = subparsers.add_parser("summary", help="print each node's output shape, params, FLOPs and memory",
+                              description="Print each node's output shape, parameter count, FLOPs, output bytes and "
+                                          "parameter bytes, and torchinfo's memory sizes in total.")
     add_graph_arguments(p)
     _add_input_shape(p)
     p.set_defaults(run=run_summary)

@@ -10,44 +10,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, pass_name, positive_float,
-                   positive_int)
-from .training import add_run_arguments, build_net, output_folder, run_config, run_options, say, width_note
-
-
-def _size(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
-    return value
+from .args import positive_float, positive_int
+from .training import (add_recipe_arguments, add_run_arguments, base_recipe, data_fit, output_folder, recipe_setup,
+                       record_runs, run_options, say, tensorboard)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    from ..train import DEFAULT, RECIPES
-
     p = subparsers.add_parser(
         "train", help="train a spec by a recipe of the bag of tricks",
         description="Train SPEC by a recipe (default: the final bag-of-tricks network and recipe). The recipe's "
                     "passes apply to the net, the loss graph and the eval graph; --rewrite passes replace them.")
-    p.add_argument("spec", nargs="?", metavar="SPEC",
-                   help=f"{SPEC_HELP} (default: the recipe's network, e.g. graphnet.zoo.resnet9:build, Page's "
-                        "ResNet-9, which Page's recipes' passes turn into the final network)")
-    add_spec_source_arguments(p)
-    p.add_argument("--recipe", default=DEFAULT, choices=list(RECIPES), metavar="NAME",
-                   help=f"one of {', '.join(RECIPES)} (default {DEFAULT})")
-    p.add_argument("--rewrite", type=parse_rewrite, action="append", default=[], metavar="NAME[:k=v,...]",
-                   help="apply this pass instead of the recipe's (repeatable, applied in order)")
-    p.add_argument("--without", type=pass_name, action="append", default=[], metavar="NAME",
-                   help="leave this pass out (repeatable)")
+    add_recipe_arguments(p)
     epochs = p.add_mutually_exclusive_group()
     epochs.add_argument("--epochs", type=positive_float, metavar="N",
                         help="train N epochs, whole or not (9.9 stops within the tenth); the lr knots scale in proportion")
     epochs.add_argument("--epochs-scale", type=positive_float, metavar="F", help="scale the recipe's epochs by F")
-    p.add_argument("--cutout", type=_size, metavar="N", help="cutout square size (0: none)")
-    p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="evaluate a moving average of the weights")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, help="flip test-time augmentation")
-    p.add_argument("--gpu-preprocessing", action=argparse.BooleanOptionalAction,
-                   help="augment on the device (--no-gpu-preprocessing: on the CPU, as the baseline)")
     add_run_arguments(p)
     p.add_argument("--nproc", type=positive_int, metavar="N",
                    help="train in N processes on this machine, one per GPU (on the CPU: per core), started by "
@@ -59,40 +36,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="stream an ImageFolder source through DataLoader workers instead of keeping it decoded "
                         "on the device (default: only when it would not fit)")
     p.set_defaults(run=run_train)
-
-
-def resolve_recipe(args: argparse.Namespace):
-    """The recipe with the command line's changes: epochs, batch size, cutout, EMA, preprocessing."""
-    from ..train import EMA_SETTINGS, get_recipe
-
-    recipe = get_recipe(args.recipe)
-    if args.epochs is not None:  # whole epochs stay an int (8, not 8.0)
-        recipe = recipe.with_epochs(int(args.epochs) if args.epochs.is_integer() else args.epochs)
-    if args.epochs_scale is not None:
-        recipe = recipe.scaled(args.epochs_scale)
-    changes: dict[str, Any] = {}
-    if args.batch_size is not None:
-        changes["batch_size"] = args.batch_size
-    if args.cutout is not None:
-        changes["cutout"] = args.cutout
-    if args.ema is not None:
-        changes["ema"] = (recipe.ema or dict(EMA_SETTINGS)) if args.ema else None
-    if args.gpu_preprocessing is not None:
-        changes["gpu_preprocessing"] = args.gpu_preprocessing
-    return replace(recipe, **changes)
-
-
-def resolve_passes(args: argparse.Namespace, recipe) -> list:
-    """The recipe's passes (or --rewrite's), less --without's, with tta_flip as --tta says."""
-    from ..train import as_pass
-
-    passes = [as_pass(p) for p in (args.rewrite or recipe.passes)]
-    passes = [p for p in passes if p[0] not in args.without]
-    if args.tta is False:
-        passes = [p for p in passes if p[0] != "tta_flip"]
-    elif args.tta and not any(p[0] == "tta_flip" for p in passes):
-        passes.append(("tta_flip", {}))
-    return passes
 
 
 def processes(args: argparse.Namespace, runtime) -> int:
@@ -109,19 +52,19 @@ def processes(args: argparse.Namespace, runtime) -> int:
     return args.nproc
 
 
-def setup_from_args(args: argparse.Namespace, options, runtime):
-    """What ``graphnet train`` runs: SPEC (default Page's ResNet-9) with the resolved passes, its
-    batch size checked for the :func:`processes` that will train it."""
-    from ..train import make_setup
+def setup_from_args(args: argparse.Namespace, options, runtime, fit: dict[str, int] | None = None):
+    """What ``graphnet train`` runs: SPEC (default the recipe's network, built with ``fit``'s
+    options: :func:`~.training.data_fit`) with the resolved passes, its batch size checked for
+    the :func:`processes` that will train it."""
     from ..train.runner import describe_processes
 
-    recipe = resolve_recipe(args)
-    spec = args.spec or recipe.network
-    if args.spec:
-        import_modules(args)
-    net = build_net(spec, args.width_mult, args.num_classes)
-    return make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), processes(args, runtime),
-                      **run_config(args, options, runtime), **describe_processes(runtime.dist, recipe.batch_size))
+    recipe = base_recipe(args)
+    if args.epochs is not None:  # whole epochs stay an int (8, not 8.0)
+        recipe = recipe.with_epochs(int(args.epochs) if args.epochs.is_integer() else args.epochs)
+    if args.epochs_scale is not None:
+        recipe = recipe.scaled(args.epochs_scale)
+    return recipe_setup(args, options, runtime, recipe, processes(args, runtime), fit,
+                        **describe_processes(runtime.dist, recipe.batch_size))
 
 
 def launch_if_asked(args: argparse.Namespace, setup) -> int | None:
@@ -173,18 +116,23 @@ def run_train(args: argparse.Namespace) -> int:
 
     options = replace(run_options(args), sync_bn=args.sync_bn)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
-    setup = setup_from_args(args, options, runtime)
+    setup = setup_from_args(args, options, runtime)  # the recipe's network is fitted to the data once it loads
     launched = launch_if_asked(args, setup)
     if launched is not None:
         return launched
     with process_group(runtime.dist):
         main = runtime.dist.is_main
         out = output_folder(args, "train") if main else Path()  # rank 0 alone writes
+        board = tensorboard(args) if main else None
         dataset, data_config, data_record = load_train_data(args, runtime)
-        check_data(setup.recipe, dataset)
+        if not args.spec:
+            setup = setup_from_args(args, options, runtime, data_fit(dataset, args.num_classes))
+        check_data(setup.recipe, setup.graphs.net, dataset)
         setup = replace(setup, config={**setup.config, **data_config, **describe_compute(setup, dataset)})
         if main:
             say("graphnet train", header({**setup.config, "out": out}))
-        train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout, data_record,
-                   args.command_line, runtime)
+        results = train_runs(setup, dataset, options, range(args.seed, args.seed + args.runs), out, sys.stdout,
+                             data_record, args.command_line, runtime)
+        if board is not None:
+            record_runs(board, setup, results)
     return 0

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+# What each contract (``Pass.keeps``) says, for ``graphnet tricks PASS``.
+KEEPS = {"exact": "exact (the same function in train and eval mode, weights carried over)",
+         "eval": "eval (the same eval-mode function, weights carried over)",
+         "changes": "changes (the function changes on purpose; the output shape is kept)"}
+
 # Page's tricks that live in the training loop, not in the graph: (name, what it does).
 TRAINING_TRICKS = (
     ("gpu_preprocessing", "keep the data set on the GPU and normalise and pad it there, once"),
@@ -32,16 +37,18 @@ def run_tricks(args: argparse.Namespace) -> int:
     if args.name:
         p = get_pass(args.name)
         after = f"; after {', '.join(p.after)} where both apply" if p.after else ""
-        print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph{after}]\n\n{p.doc}")
+        print(f"{p.name}{p.params_str()}  [applies to the {p.applies_to} graph{after}; keeps: {KEEPS[p.keeps]}]"
+              f"\n\n{p.doc}")
         return 0
-    print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by family, with the graph each applies to:")
+    print("Rewrite passes (graphnet.rewrite, --rewrite NAME[:k=v,...]), by family, with the graph each applies to "
+          "and what it keeps (graphnet check PASS SPEC verifies it):")
     shipped = {name for names in FAMILIES.values() for name in names}
     families = {**FAMILIES, "registered by your code": tuple(n for n in PASSES if n not in shipped)}
     for family, names in families.items():
         if names:
             print(f"\n {family}:")
         for p in map(get_pass, names):
-            print(f"  {p.applies_to:<5} {p.name}{p.params_str()}\n        {p.doc.splitlines()[0]}")
+            print(f"  {p.applies_to:<5} {p.keeps:<7} {p.name}{p.params_str()}\n                {p.doc.splitlines()[0]}")
     print("\nTraining-loop tricks (trainer options, not rewrites):")
     width = max(len(name) for name, _ in TRAINING_TRICKS)
     for name, doc in TRAINING_TRICKS:

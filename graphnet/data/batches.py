@@ -4,7 +4,7 @@ on the device, :class:`~graphnet.data.stream.StreamData` streams it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,28 @@ from .augment import Flip, augment_batch
 # Per-channel mean and std of the CIFAR-10 training images on the 0-255 scale (cifar10-fast).
 CIFAR10_MEAN = (125.31, 122.95, 113.87)
 CIFAR10_STD = (62.99, 62.09, 66.70)
+STATS_CHUNK = 4096  # images a step of channel_stats sums over a decoded set
+
+
+def channel_stats(batches: Iterable[torch.Tensor]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` per channel of the images in ``batches`` (each N×H×W×C uint8) on the 0-255
+    scale: the mean and std of all the channel's pixels, the std at least 1 (a constant channel
+    is shifted, not blown up). Computed from each channel's histogram of values (exact counts,
+    so the same images in any order and batching give the same figures); ValueError for no
+    images."""
+    counts = None
+    for part in batches:
+        pixels = part.reshape(-1, part.shape[-1])
+        if len(pixels):
+            histograms = torch.stack([torch.bincount(pixels[:, c], minlength=256) for c in range(pixels.shape[1])])
+            counts = histograms if counts is None else counts + histograms
+    if counts is None:
+        raise ValueError("channel statistics need at least one image")
+    values = torch.arange(256, dtype=torch.float64)
+    n = counts.sum(1).double()
+    mean = (counts.double() @ values) / n
+    std = ((counts.double() @ values.square()) / n - mean.square()).clamp_min(1).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 class Normalise:

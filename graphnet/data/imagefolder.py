@@ -3,8 +3,9 @@
 one wrapping folder; hidden files and folders (names starting with ``.``) are ignored.
 
 One function each: :func:`read_tree` lists a directory or reads an archive, :func:`index_source`
-finds the classes and their files, :func:`balanced_indices` samples class-balanced,
-:func:`is_torchvision` tells torchvision's CIFAR-10 (not an ImageFolder) apart.
+finds the classes and their files, :func:`image_shape` says how every image decodes (grayscale
+when the first training image is, else RGB), :func:`balanced_indices` samples class-balanced,
+:func:`is_torchvision` tells torchvision's data sets (not ImageFolders) apart.
 """
 
 from __future__ import annotations
@@ -26,12 +27,33 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 TORCHVISION_FOLDER = "cifar-10-batches-py"
 
 
+@dataclass(frozen=True)
+class NamedSet:
+    """A data set torchvision downloads, by the name ``--data`` takes: its split sizes, C×H×W
+    and class count (known before the download)."""
+
+    train: int
+    test: int
+    shape: tuple[int, int, int]
+    classes: int
+
+
+NAMED_SETS = {
+    "cifar10": NamedSet(50_000, 10_000, (3, 32, 32), 10),
+    "cifar100": NamedSet(50_000, 10_000, (3, 32, 32), 100),
+    "svhn": NamedSet(73_257, 26_032, (3, 32, 32), 10),
+    "mnist": NamedSet(60_000, 10_000, (1, 28, 28), 10),
+    "fashionmnist": NamedSet(60_000, 10_000, (1, 28, 28), 10),
+    "stl10": NamedSet(5_000, 8_000, (3, 96, 96), 10),
+}
+
+
 def is_torchvision(source: str | Path) -> bool:
-    """Whether ``source`` is torchvision's CIFAR-10: ``"cifar10"`` (the download), a directory
-    holding ``cifar-10-batches-py``, or that folder itself."""
+    """Whether ``source`` is one of torchvision's data sets: a name in :data:`NAMED_SETS` (the
+    download), a directory holding CIFAR-10's ``cifar-10-batches-py``, or that folder itself."""
     path = Path(source).expanduser()
-    return source == "cifar10" or path.is_dir() and (path.name == TORCHVISION_FOLDER
-                                                     or (path / TORCHVISION_FOLDER).is_dir())
+    return source in NAMED_SETS or path.is_dir() and (path.name == TORCHVISION_FOLDER
+                                                      or (path / TORCHVISION_FOLDER).is_dir())
 
 
 # -- the tree -----------------------------------------------------------------------------------
@@ -117,13 +139,16 @@ def _read_archive(path: Path) -> Tree:
 @dataclass
 class Source:
     """An ImageFolder tree indexed, nothing decoded: its classes (sorted folder names; a class's
-    index is its label) and per split the files, class by class, and their labels."""
+    index is its label) and per split the files, class by class, and their labels. ``mean`` and
+    ``std``: the per-channel normalisation once known (:func:`graphnet.data.stream.with_stats`)."""
 
     where: Path
     tree: Tree
     classes: list[str]
     files: dict[str, list[str]]
     labels: dict[str, list[int]]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     def encoded(self, name: str) -> torch.Tensor:
         """The bytes of the file ``name`` as a 1-D uint8 tensor."""
@@ -168,10 +193,16 @@ def _index_split(tree: Tree, split: str, where: Path) -> dict[str, list[str]]:
 
 
 def image_shape(source: Source) -> tuple[int, int, int]:
-    """C×H×W of the first training image, decoded as RGB (all must have it)."""
+    """C×H×W that every image decodes to (all must have it): the first training image's size, with
+    1 channel when that image is grayscale (with or without alpha), else 3 (RGB; alpha dropped)."""
     from torchvision.io import ImageReadMode, decode_image
 
-    return tuple(decode_image(source.encoded(source.files["train"][0]), mode=ImageReadMode.RGB).shape)
+    first = source.files["train"][0]
+    try:
+        channels, height, width = decode_image(source.encoded(first), mode=ImageReadMode.UNCHANGED).shape
+    except RuntimeError as e:
+        raise DataError(f"cannot read image {first} in {source.where}: {e}") from None
+    return (1 if channels <= 2 else 3), height, width
 
 
 # -- class-balanced samples ---------------------------------------------------------------------

@@ -6,16 +6,17 @@ batch is then indexed out of device memory and augmented there, as in cifar10-ai
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 
-from .batches import CIFAR10_MEAN, CIFAR10_STD, Normalise, TrainBatches
+from .batches import Normalise, TrainBatches
 from .sources import Dataset
 
 
 class DeviceData(TrainBatches):
-    """``dataset`` on ``device``: normalised, N×C×H×W, train images reflect-padded by ``pad``.
+    """``dataset`` on ``device``: normalised by its ``mean`` and ``std``, N×C×H×W, train images
+    reflect-padded by ``pad``.
 
     Attributes: ``train_images`` (N×C×(H+2pad)×(W+2pad)), ``train_labels``, ``test_images``
     (N×C×H×W), ``test_labels``, ``num_classes``, ``len_train``; images are ``dtype`` in
@@ -24,11 +25,9 @@ class DeviceData(TrainBatches):
     """
 
     def __init__(self, dataset: Dataset, device: torch.device | str,
-                 dtype: torch.dtype = torch.float32,
-                 mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD,
-                 pad: int = 4, memory_format: torch.memory_format = torch.contiguous_format):
+                 dtype: torch.dtype = torch.float32, pad: int = 4, memory_format: torch.memory_format = torch.contiguous_format):
         self.device = torch.device(device)
-        normalise = Normalise(mean, std, dataset.train_images.shape[-1], self.device)
+        normalise = Normalise(dataset.mean, dataset.std, dataset.train_images.shape[-1], self.device)
         self.dtype = dtype
         self.pad = pad
         self.memory_format = memory_format

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .imagefolder import Source, image_shape, index_source, is_torchvision
+from .imagefolder import NAMED_SETS, Source, image_shape, index_source, is_torchvision
 from .sources import decoded_sizes
 
 FREE_FRACTION = 0.5  # of free device memory (or available RAM) the on-device path may take
-CIFAR10_SHAPES = {"train": 50_000, "test": 10_000, "image": (3, 32, 32)}
 
 
 def device_bytes(num_train: int, num_test: int, shape: Sequence[int], dtype: torch.dtype,
@@ -48,8 +47,8 @@ def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.d
          pad: int = 4, free: int | None = None) -> tuple[bool, str]:
     """``(stream, note)``: whether ``source`` should be streamed to ``device`` (its decoded set,
     by :func:`device_bytes`, needs more than FREE_FRACTION of ``free``, default
-    :func:`free_bytes`), and a one-line note saying so. torchvision's CIFAR-10 (``cifar10`` or
-    its folder) is never streamed: StreamData reads ImageFolder trees only. On the CPU the
+    :func:`free_bytes`), and a one-line note saying so. torchvision's sets (``cifar10``, ...,
+    or CIFAR-10's folder) are never streamed: StreamData reads ImageFolder trees only. On the CPU the
     loader's uint8 copy of the set counts too, since it sits in the same RAM. A path is
     sized from the decode cache when the set is there (:func:`decoded_sizes`), else indexed;
     an indexed :class:`Source` (:func:`index_source`) saves reading an archive twice."""
@@ -57,7 +56,8 @@ def plan(source: str | Path | Source, device: torch.device | str, dtype: torch.d
     torchvision = not isinstance(source, Source) and is_torchvision(source)
     cached = None if torchvision or isinstance(source, Source) else decoded_sizes(source)
     if torchvision:
-        counts, shape = (CIFAR10_SHAPES["train"], CIFAR10_SHAPES["test"]), CIFAR10_SHAPES["image"]
+        named = NAMED_SETS.get(str(source), NAMED_SETS["cifar10"])
+        counts, shape = (named.train, named.test), named.shape
     elif cached:
         counts, shape = cached[:2], cached[2]
     else:

@@ -2,9 +2,16 @@
 
 A source is one of:
 
-- ``"cifar10"``: torchvision's CIFAR-10, downloaded into ``<cache_dir>/cifar10``;
+- a name in :data:`~graphnet.data.imagefolder.NAMED_SETS` (``"cifar10"``, ``"cifar100"``,
+  ``"svhn"``, ``"mnist"``, ``"fashionmnist"``, ``"stl10"``): torchvision's data set, downloaded
+  into ``<cache_dir>/<name>``;
 - a directory holding torchvision's ``cifar-10-batches-py`` (or that folder itself);
-- an ImageFolder tree (:mod:`graphnet.data.imagefolder`): a directory or archive.
+- an ImageFolder tree (:mod:`graphnet.data.imagefolder`): a directory or archive, of any image
+  size, grayscale or RGB (:func:`~graphnet.data.imagefolder.image_shape`).
+
+Every data set carries its per-channel normalisation: CIFAR-10's published constants for
+CIFAR-10, else :func:`~graphnet.data.batches.channel_stats` of its training images (an
+ImageFolder's cached with its decoded arrays).
 """
 
 from __future__ import annotations
@@ -23,36 +30,45 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .batches import CIFAR10_MEAN, CIFAR10_STD, STATS_CHUNK, channel_stats
 from .errors import DataError
-from .imagefolder import SPLITS, TORCHVISION_FOLDER, Source, balanced_indices, checked_path, index_source, \
-    is_torchvision, read_tree
+from .imagefolder import NAMED_SETS, SPLITS, TORCHVISION_FOLDER, Source, balanced_indices, checked_path, \
+    image_shape, index_source, is_torchvision, read_tree
 
-CACHE_FORMAT = "graphnet-decoded-v1"  # part of every cache key: change it when decoding changes
+CACHE_FORMAT = "graphnet-decoded-v2"  # part of every cache key: change it when decoding changes (v2: grayscale, stats)
 PROGRESS_EVERY = 5000  # images between progress updates
 CACHED_TENSORS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 @dataclass(repr=False)
 class Dataset:
-    """Train and test splits as CPU tensors: images uint8 N×H×W×C, labels int64 N."""
+    """Train and test splits as CPU tensors: images uint8 N×H×W×C, labels int64 N; ``mean`` and
+    ``std``, the per-channel normalisation on the 0-255 scale (default: ``channel_stats`` of the
+    training images)."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.mean is None or self.std is None:
+            self.mean, self.std = channel_stats(self.train_images.split(STATS_CHUNK))
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> Dataset:
         """A seeded random subset of ``train`` / ``test`` samples per split (None keeps the
         split), class-balanced as :func:`~graphnet.data.imagefolder.balanced_indices` draws it.
-        Samples keep their original order."""
+        Samples keep their original order; the normalisation stays the whole set's."""
         generator = torch.Generator().manual_seed(seed)
         num_classes = len(self.classes)
         tr = balanced_indices(self.train_labels, num_classes, train, generator)
         te = balanced_indices(self.test_labels, num_classes, test, generator)
         return Dataset(
             self.train_images[tr], self.train_labels[tr],
-            self.test_images[te], self.test_labels[te], list(self.classes),
+            self.test_images[te], self.test_labels[te], list(self.classes), self.mean, self.std,
         )
 
     def __repr__(self) -> str:
@@ -72,8 +88,8 @@ def load_dataset(source: str | Path, cache_dir: str | Path | None = None,
                  progress: bool = True) -> Dataset:
     """Load ``source`` (see the module docstring) into a :class:`Dataset`.
 
-    ImageFolder trees are decoded once with PIL (RGB; class index = sorted folder order) and
-    the arrays cached in ``cache_dir`` (default :func:`default_cache_dir`) under a key from the
+    ImageFolder trees are decoded once with PIL (grayscale or RGB as ``image_shape`` says; class
+    index = sorted folder order) and the arrays and their channel statistics cached in ``cache_dir`` (default :func:`default_cache_dir`) under a key from the
     source's content: the sha256 of an archive's bytes, or for a directory a hash of every
     file's relative path, size and mtime_ns (its bytes are not re-read, so an in-place edit
     that keeps size and mtime goes unnoticed). ``progress`` prints a decoding counter to stderr.
@@ -102,29 +118,44 @@ def decoded_sizes(source: str | Path, cache_dir: str | Path | None = None) -> tu
 
 
 def _load_torchvision(source: str | Path, cache: Path) -> Dataset:
-    """CIFAR-10 in torchvision's python format: ``"cifar10"`` downloaded into ``cache``, else
+    """A torchvision data set: a :data:`NAMED_SETS` name downloaded into ``cache``, else CIFAR-10
     read from the folder that holds ``cifar-10-batches-py`` (or is it)."""
-    from torchvision.datasets import CIFAR10
-
-    download = source == "cifar10"
+    download = source in NAMED_SETS
+    name = source if download else "cifar10"
     path = Path(source).expanduser()
-    root = cache / "cifar10" if download else path if (path / TORCHVISION_FOLDER).is_dir() else path.parent
+    root = cache / name if download else path if (path / TORCHVISION_FOLDER).is_dir() else path.parent
     try:
-        train, test = (CIFAR10(root=str(root), train=t, download=download) for t in (True, False))
+        (train_images, train_labels, classes), (test_images, test_labels, _) = (
+            _read_torchvision(name, root, split, download) for split in SPLITS)
     except (OSError, RuntimeError) as e:
         if not download:
             raise DataError(f"torchvision's CIFAR-10 files under {root} are missing or "
                             f"corrupted: {e}") from e
+        lines = [line.strip() for line in str(e).splitlines() if line.strip(" .")]  # torchvision's last reason
         raise DataError(
-            f"could not download CIFAR-10 into {root}: {e}. Without network, pass a local copy "
-            "with --data PATH: an ImageFolder directory or .tar/.tar.gz archive laid out as "
-            f"train/<class>/* and test/<class>/*, or a directory holding torchvision's "
-            f"{TORCHVISION_FOLDER}") from e
-    return Dataset(
-        torch.from_numpy(train.data), torch.tensor(train.targets, dtype=torch.int64),
-        torch.from_numpy(test.data), torch.tensor(test.targets, dtype=torch.int64),
-        list(train.classes),
-    )
+            f"{name} needs a download, which failed ({lines[-1] if lines else type(e).__name__}; into {root}). "
+            "Without network, pass a local copy with --data PATH: an ImageFolder directory or .tar/.tar.gz archive "
+            "laid out as train/<class>/* and test/<class>/*"
+            + (f", or a directory holding torchvision's {TORCHVISION_FOLDER}" if name == "cifar10" else "")) from e
+    stats = (CIFAR10_MEAN, CIFAR10_STD) if name == "cifar10" else (None, None)
+    return Dataset(train_images, train_labels, test_images, test_labels, classes, *stats)
+
+
+def _read_torchvision(name: str, root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """One split of the torchvision set ``name``: images uint8 N×H×W×C, labels int64, class names."""
+    from torchvision import datasets
+
+    train = split == "train"
+    if name in ("cifar10", "cifar100"):
+        data = (datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100)(str(root), train=train, download=download)
+        return torch.from_numpy(data.data), torch.tensor(data.targets, dtype=torch.int64), list(data.classes)
+    if name in ("mnist", "fashionmnist"):
+        data = (datasets.MNIST if name == "mnist" else datasets.FashionMNIST)(str(root), train=train, download=download)
+        return data.data[..., None].contiguous(), data.targets.to(torch.int64), list(data.classes)
+    data = (datasets.SVHN if name == "svhn" else datasets.STL10)(str(root), split=split, download=download)
+    classes = [str(i) for i in range(10)] if name == "svhn" else list(data.classes)
+    images = torch.from_numpy(data.data).permute(0, 2, 3, 1).contiguous()  # stored N×C×H×W
+    return images, torch.tensor(data.labels, dtype=torch.int64), classes
 
 
 # ---------------------------------------------------------------- content hashes
@@ -162,11 +193,11 @@ def _hash_listing(root: Path, files: list[str], dirs: set[str]) -> str:
 # ---------------------------------------------------------------- decoding
 
 
-def _decode_image(data: bytes, name: str, where: Path) -> np.ndarray:
-    """One image's bytes as an RGB uint8 H×W×3 array."""
+def _decode_image(data: bytes, name: str, where: Path, mode: str) -> np.ndarray:
+    """One image's bytes as a uint8 H×W×C array in PIL ``mode`` (``L``: C 1, ``RGB``: C 3)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(image.convert(mode)).reshape(image.height, image.width, -1)
     except UnidentifiedImageError:
         raise DataError(f"cannot read image {name} in {where}: not a format PIL knows") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -174,8 +205,10 @@ def _decode_image(data: bytes, name: str, where: Path) -> np.ndarray:
 
 
 def _decode(source: Source, progress: bool) -> Dataset:
-    """Decode every image of an indexed ImageFolder, train first, in the index's order."""
+    """Decode every image of an indexed ImageFolder, train first, in the index's order, as
+    ``image_shape`` says (grayscale or RGB); the normalisation from the training images."""
     where = source.where
+    mode = "L" if image_shape(source)[0] == 1 else "RGB"
     total = sum(len(source.files[split]) for split in SPLITS)
     done, first = 0, None  # first: (name, shape) of the first image, which all must match
     arrays = []
@@ -183,7 +216,7 @@ def _decode(source: Source, progress: bool) -> Dataset:
         files = source.files[split]
         images = None
         for i, name in enumerate(files):
-            array = _decode_image(source.tree.read(name), name, where)
+            array = _decode_image(source.tree.read(name), name, where, mode)
             if first is None:
                 first = (name, array.shape)
             elif array.shape != first[1]:
@@ -198,7 +231,7 @@ def _decode(source: Source, progress: bool) -> Dataset:
         arrays += [torch.from_numpy(images), torch.tensor(source.labels[split])]
     if progress:
         print(file=sys.stderr)
-    return Dataset(*arrays, source.classes)
+    return Dataset(*arrays, source.classes)  # the normalisation from its training images
 
 
 def _size(shape: tuple[int, ...]) -> str:
@@ -233,14 +266,17 @@ def _load_cached(entry: Path, where: Path, progress: bool) -> Dataset:
 
 
 def _read_cache(entry: Path) -> Dataset:
-    """A cache entry: one raw .npy per field (3x faster to load than one uncompressed .npz)."""
+    """A cache entry: one raw .npy per field (3x faster to load than one uncompressed .npz), and
+    the normalisation (mean and std, 2×C)."""
     tensors = [torch.from_numpy(np.load(entry / f"{field}.npy")) for field in CACHED_TENSORS]
     classes = np.load(entry / "classes.npy").tolist()
+    mean, std = np.load(entry / "stats.npy").tolist()
     images, labels = tensors[0::2], tensors[1::2]
     if any(x.dtype != torch.uint8 or x.ndim != 4 or len(x) != len(y) for x, y in zip(images, labels)) \
-            or not all(0 <= int(y.min()) and int(y.max()) < len(classes) for y in labels if len(y)):
+            or not all(0 <= int(y.min()) and int(y.max()) < len(classes) for y in labels if len(y)) \
+            or not len(mean) == len(std) == images[0].shape[-1]:
         raise ValueError("its arrays do not fit together")
-    return Dataset(*tensors, classes)
+    return Dataset(*tensors, classes, tuple(mean), tuple(std))
 
 
 def _write_cache(entry: Path, dataset: Dataset) -> None:
@@ -251,6 +287,7 @@ def _write_cache(entry: Path, dataset: Dataset) -> None:
         for field in CACHED_TENSORS:
             np.save(tmp / f"{field}.npy", getattr(dataset, field).numpy())
         np.save(tmp / "classes.npy", np.array(dataset.classes))
+        np.save(tmp / "stats.npy", np.array([dataset.mean, dataset.std]))
         os.replace(tmp, entry)
     except OSError:
         if not entry.is_dir():  # else another process wrote the same entry first

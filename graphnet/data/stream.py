@@ -12,25 +12,30 @@ functions the on-device path uses. :mod:`graphnet.data.memory` decides when to s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from .batches import CIFAR10_MEAN, CIFAR10_STD, Normalise, TrainBatches
+from .batches import Normalise, TrainBatches, channel_stats
 from .errors import DataError
 from .imagefolder import SPLITS, Source, balanced_indices, image_shape, index_source
 
 
 # -- the source ---------------------------------------------------------------------------------
 
-class _Images(torch.utils.data.Dataset):
-    """One split's ``(image, label, problem, i)``: the decoded C×H×W uint8 image, or with
-    ``encoded`` its bytes as a 1-D uint8 tensor; ``problem`` a one-line error or ''."""
+STATS_IMAGES = 10_000  # training images (class-balanced) a streamed set's normalisation is computed from
 
-    def __init__(self, source: Source, split: str, shape: tuple[int, ...] | None, encoded: bool):
+
+class _Images(torch.utils.data.Dataset):
+    """One split's ``(image, label, problem, i)``: the image decoded to ``shape`` (C×H×W uint8,
+    grayscale when C is 1), or with ``encoded`` its bytes as a 1-D uint8 tensor; ``problem`` a
+    one-line error or ''."""
+
+    def __init__(self, source: Source, split: str, shape: tuple[int, ...], encoded: bool):
         self.source = source
         self.files, self.labels = source.files[split], source.labels[split]
         self.shape, self.encoded = shape, encoded
@@ -39,21 +44,27 @@ class _Images(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
-        from torchvision.io import ImageReadMode, decode_image
+        from torchvision.io import decode_image
 
         name = self.files[i]
         data = self.source.encoded(name)
         if self.encoded:
             return data, self.labels[i], "", i
         try:
-            image = decode_image(data, mode=ImageReadMode.RGB)
+            image = decode_image(data, mode=_read_mode(self.shape))
         except RuntimeError as e:
             return None, self.labels[i], f"cannot read image {name} in {self.source.where}: {e}", i
         return image, self.labels[i], _size_problem(image, name, self.source.where, self.shape), i
 
 
-def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int, ...] | None) -> str:
-    if shape is None or tuple(image.shape) == shape:
+def _read_mode(shape: tuple[int, ...]):
+    from torchvision.io import ImageReadMode
+
+    return ImageReadMode.GRAY if shape[0] == 1 else ImageReadMode.RGB
+
+
+def _size_problem(image: torch.Tensor, name: str, where: Path, shape: tuple[int, ...]) -> str:
+    if tuple(image.shape) == shape:
         return ""
     return (f"image {name} in {where} is {image.shape[1]}x{image.shape[2]} (HxW), but the first training image "
             f"is {shape[1]}x{shape[2]}: all images must be one size")
@@ -71,12 +82,34 @@ def _collate(samples: list[tuple[torch.Tensor | None, int, str, int]]) -> tuple[
     return (list(images) if images[0].dim() == 1 else torch.stack(images)), labels, "", index
 
 
+def with_stats(source: Source, workers: int = 2) -> Source:
+    """``source`` with its normalisation: as it has it, else :func:`~graphnet.data.batches.channel_stats`
+    of :data:`STATS_IMAGES` training images drawn class-balanced (seed 0; all, if fewer),
+    decoded by ``workers`` processes."""
+    if source.mean is not None:
+        return source
+    train = _Images(source, "train", image_shape(source), encoded=False)
+    picked = balanced_indices(torch.tensor(train.labels), len(source.classes), min(STATS_IMAGES, len(train)),
+                              torch.Generator().manual_seed(0))
+    loader = DataLoader(Subset(train, picked.tolist()), 256, num_workers=workers, collate_fn=_collate)
+
+    def batches() -> Iterator[torch.Tensor]:
+        for images, _, problem, _ in loader:
+            if problem:
+                raise DataError(problem)
+            yield images.permute(0, 2, 3, 1)
+
+    mean, std = channel_stats(batches())
+    return dataclasses.replace(source, mean=mean, std=std)
+
+
 # -- the data -----------------------------------------------------------------------------------
 
 class StreamData(TrainBatches):
     """``source`` streamed to ``device`` in batches; the attributes and methods the trainer
-    uses of :class:`~graphnet.data.loader.DeviceData` (which see for ``dtype``, ``mean``,
-    ``std``, ``pad``, ``memory_format``), plus:
+    uses of :class:`~graphnet.data.loader.DeviceData` (which see for ``dtype``, ``pad``,
+    ``memory_format``), normalised by the source's ``mean`` and ``std`` (:func:`with_stats`
+    when it has none), plus:
 
     - ``workers`` reader/decoder processes (0: in this process), ``prefetch`` batches each;
     - ``seed``: the training order (epoch ``e`` shuffles with ``seed + e``, as
@@ -86,21 +119,21 @@ class StreamData(TrainBatches):
     - ``rank``/``world_size``: this rank's share of each epoch (``len_train`` images, the
       same on every rank; DistributedSampler's ``drop_last``);
     - ``gpu_decode``: decode on the GPU (default: on CUDA when every file is a JPEG). Every
-      image is decoded as RGB and all must be one size, like the on-device path.
+      image is decoded as :func:`~graphnet.data.imagefolder.image_shape` says (grayscale or
+      RGB) and all must be one size, like the on-device path.
     """
 
     def __init__(self, source: str | Path | Source, device: torch.device | str, dtype: torch.dtype = torch.float32,
-                 mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD, pad: int = 4,
-                 memory_format: torch.memory_format = torch.contiguous_format, workers: int = 2, prefetch: int = 4,
+                 pad: int = 4, memory_format: torch.memory_format = torch.contiguous_format, workers: int = 2, prefetch: int = 4,
                  seed: int = 0, rank: int = 0, world_size: int = 1, gpu_decode: bool | None = None):
-        self.source = source if isinstance(source, Source) else index_source(source)
+        self.source = with_stats(source if isinstance(source, Source) else index_source(source), workers)
         self.device = torch.device(device)
         self.dtype, self.pad, self.workers, self.prefetch = dtype, pad, workers, prefetch
         self.memory_format = memory_format
         self.classes = self.source.classes
         self.num_classes = len(self.classes)
         self.image_shape = image_shape(self.source)
-        self.normalise = Normalise(mean, std, self.image_shape[0], self.device)
+        self.normalise = Normalise(self.source.mean, self.source.std, self.image_shape[0], self.device)
         cuda = self.device.type == "cuda"
         jpeg = all(f.lower().endswith((".jpg", ".jpeg")) for split in SPLITS for f in self.source.files[split])
         self.gpu_decode = cuda and jpeg if gpu_decode is None else gpu_decode
@@ -144,9 +177,9 @@ class StreamData(TrainBatches):
             yield x, labels.to(self.device, non_blocking=True), index
 
     def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_jpeg
+        from torchvision.io import decode_jpeg
 
-        images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
+        images = decode_jpeg(encoded, mode=_read_mode(self.image_shape), device=self.device)
         for image in images:
             if tuple(image.shape) != self.image_shape:
                 raise DataError(_size_problem(image, "(one in this batch)", self.source.where, self.image_shape))

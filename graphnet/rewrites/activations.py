@@ -18,10 +18,10 @@ def _celu(match, alpha: float = 0.075) -> dict:
     return {"act": bound("act").changed(op="celu", alpha=alpha)}
 
 
-celu = register_pass(rule({"act": "relu"}, _celu, applied={"act": "celu"}, name="celu"))
+celu = register_pass(rule({"act": "relu"}, _celu, applied={"act": "celu"}, name="celu", keeps="changes"))
 
 
-@register_pass("swap_activation")
+@register_pass("swap_activation", keeps="changes")
 def swap_activation(graph: Graph, old: str = "relu", new: str = "celu", **params: Any) -> Graph:
     """Replace every ``old`` activation node by a ``new`` one with ``params`` (paths and attrs are kept).
 

@@ -7,7 +7,7 @@ Passes (each pure, ``Graph -> Graph``): ``whiten_input_pm``, ``dirac_init`` (a r
 
 A new trainer hint on node attrs (besides ``frozen``, ``lr_mult``, ``wd_mult``, ``init``):
 ``frozen_after: {param: epochs}``: the param trains for the first ``epochs`` epochs, then is
-frozen (``graphnet.train.frozen_after.apply_frozen_after``).
+frozen (its gradient dropped after each backward: ``graphnet.train.frozen_after``).
 
 The numbers are airbench94.py's (KellerJordan/cifar10-airbench).
 """
@@ -74,7 +74,7 @@ def unit_std(module: nn.Module, x: torch.Tensor | None = None) -> None:
 # -- passes --------------------------------------------------------------------------------
 
 
-@register_pass("whiten_input_pm")
+@register_pass("whiten_input_pm", keeps="changes")
 def whiten_input_pm(graph: Graph, patch: PositiveInt = 2, eps: Annotated[float, Range(0, open_low=True)] = 5e-4,
                     bias_epochs: float = 3) -> Graph:
     """Make the first conv on the input a frozen ± patch-whitening conv: ``patch``×``patch``, no padding, biased.
@@ -129,7 +129,7 @@ def _dirac_init(match) -> dict:
 
 
 dirac_init = register_pass(rule(
-    {"conv": pat("conv", where=shape_keeping)}, _dirac_init, name="dirac_init",
+    {"conv": pat("conv", where=shape_keeping)}, _dirac_init, name="dirac_init", keeps="exact",
     applied={"conv": pat("conv", where=lambda node: node.attrs.get("init") == DIRAC)}))
 
 
@@ -159,7 +159,7 @@ def _bn_settings(match, momentum: Annotated[float, Range(0, 1, open_low=True)] =
                                           **({"weight_init": 1.0} if frozen_weight else {}))}
 
 
-bn_settings = register_pass(rule({"norm": any_of(*NORMS)}, _bn_settings, name="bn_settings"))
+bn_settings = register_pass(rule({"norm": any_of(*NORMS)}, _bn_settings, name="bn_settings", keeps="changes"))
 
 
 # -- test-time augmentation -------------------------------------------------------------------
@@ -178,17 +178,20 @@ def translate_views_fn(x: torch.Tensor, *, shift: int = 1) -> torch.Tensor:
 
 def weighted_views_fn(x: torch.Tensor, *, weights: tuple[float, ...] = (0.5, 0.25, 0.25)) -> torch.Tensor:
     """Split the batch into ``len(weights)`` equal chunks (views) and return their weighted sum,
-    in fp32 (as ``mean_halves``)."""
+    in fp32 (as ``mean_halves``). The weights stay plain numbers: no tensor made, nor copied to
+    the device, per call."""
     views = x.float().reshape(len(weights), x.shape[0] // len(weights), *x.shape[1:])
-    w = torch.tensor(weights, dtype=views.dtype, device=x.device).reshape(-1, *[1] * (x.dim()))
-    return (views * w).sum(0)
+    total = views[0] * weights[0]
+    for view, weight in zip(views[1:], weights[1:]):
+        total = total + view * weight
+    return total
 
 
 translate_views = register("translate_views", translate_views_fn)
 weighted_views = register("weighted_views", weighted_views_fn)
 
 
-@register_pass("tta_translate", applies_to="eval", after=("tta_flip",))
+@register_pass("tta_translate", applies_to="eval", after=("tta_flip",), keeps="changes")
 def tta_translate(graph: Graph, shift: PositiveInt = 1) -> Graph:
     """Make the output airbench's 6-view TTA: flip × {no shift, ``shift`` px down-right, up-left}, weighted ½, ¼, ¼.
 

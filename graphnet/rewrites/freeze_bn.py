@@ -20,7 +20,7 @@ def _merged(attrs: Mapping[str, Any], frozen: str, lr_mult: dict[str, float], wd
     return out
 
 
-@register_pass("freeze_bn_scale", after=("celu",))
+@register_pass("freeze_bn_scale", after=("celu",), keeps="changes")
 def freeze_bn_scale(graph: Graph, weight: float = 1.0, act_alpha_scale: float | None = 4.0,
                     bias_lr_mult: float | None = 64.0, bias_wd_mult: float | None = 1 / 64,
                     final_scale: float | None = 1 / 16) -> Graph:

@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..compile import module_target
+from ..graph import Graph
 from ..ops import PositiveInt, register
-from .registry import register_pass
+from .registry import State, register_pass
 from .rules import bound, rule
 
 
@@ -103,4 +105,18 @@ def _ghost_bn(match, num_splits: PositiveInt = 16) -> dict:
     return {"norm": bound("norm").changed(op="ghost_batch_norm", num_splits=num_splits)}
 
 
-ghost_bn = register_pass(rule({"norm": "batch_norm"}, _ghost_bn, applied={"norm": "ghost_batch_norm"}, name="ghost_bn"))
+def _ghost_bn_state(state: State, before: Graph, after: Graph, **params) -> dict[str, torch.Tensor]:
+    """Each new ghost batch norm's running statistics: the batch norm's, once per split (their mean is
+    what evaluation uses, so the eval-mode function is kept)."""
+    out = {}
+    made = [p for p in after.find(op="ghost_batch_norm") if p in before and before[p].op == "batch_norm"]
+    for path in made:
+        for name in ("running_mean", "running_var"):
+            key = f"{module_target(path)}.{name}"
+            if key in state:
+                out[key] = state[key].repeat(after[path].params["num_splits"])
+    return out
+
+
+ghost_bn = register_pass(rule({"norm": "batch_norm"}, _ghost_bn, applied={"norm": "ghost_batch_norm"}, name="ghost_bn",
+                              keeps="eval", state=_ghost_bn_state))

@@ -20,6 +20,6 @@ def _label_smoothing(match, alpha: Fraction = 0.2) -> dict:
 
 NLL = ("nll", {}, ["log_probs", "target"])
 label_smoothing = register_pass(rule(
-    {"nll": NLL}, _label_smoothing, name="label_smoothing", applies_to="loss",
+    {"nll": NLL}, _label_smoothing, name="label_smoothing", applies_to="loss", keeps="changes",
     applied=({"nll": NLL, "uniform": ("neg_mean", {}, ["log_probs"]),
               "smoothed": ("add_weighted", {}, ["nll", "uniform"])}, "uniform")))

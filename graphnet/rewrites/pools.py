@@ -11,7 +11,7 @@ pool_before_norm = register_pass(rule(
     {"conv": "conv", "norm": NORM, "act": ACT, "pool": "max_pool"},
     {"conv": bound("conv"), "pool": bound("pool"), "norm": bound("norm"), "act": bound("act")},
     applied=({"conv": "conv", "pool": "max_pool", "norm": NORM, "act": ACT}, "pool"),
-    name="pool_before_norm", doc="""
+    name="pool_before_norm", keeps="changes", doc="""
     Move the max-pool of each conv -> norm -> act -> pool chain to directly after the conv.
 
     The norm and activation then run on a quarter of the pixels, which cuts their share of
@@ -23,7 +23,7 @@ pool_before_act = register_pass(rule(
     {"norm": NORM, "act": MONOTONE, "pool": "max_pool"},
     {"norm": bound("norm"), "pool": bound("pool"), "act": bound("act")},
     applied=({"norm": NORM, "pool": "max_pool", "act": MONOTONE}, "pool"),
-    name="pool_before_act", doc="""
+    name="pool_before_act", keeps="exact", doc="""
     Move the max-pool of each norm -> act -> pool chain to between the norm and the activation.
 
     The activation then runs on a quarter of the pixels. Exact for monotone activations

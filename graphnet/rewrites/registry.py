@@ -1,4 +1,11 @@
-"""The pass registry, ``rewrite`` (named graph -> graph passes in order), and what passes raise or note."""
+"""The pass registry, ``rewrite`` (named graph -> graph passes in order), and what passes raise or note.
+
+Each pass declares what it keeps (``KEEPS``): ``'exact'``, the same function in train and eval
+mode, with the weights carried over by node path; ``'eval'``, the same eval-mode function;
+``'changes'``, a different function on purpose (shapes and validity kept). A pass that moves
+weights between nodes or changes their shapes maps a ``state_dict`` too (``Pass.state``);
+``rewrite(..., state=sd)`` carries the weights through, and ``rewrites.check`` verifies the claim.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,16 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Union
 
+import torch
+
+from ..compile import compile
 from ..errors import SpecError
 from ..graph import Graph, build
 from ..ops import misfit, param_hints, params_str
 
 APPLIES_TO = ("net", "loss", "eval")
+KEEPS = ("exact", "eval", "changes")
+State = Mapping[str, torch.Tensor]  # a state_dict: key (``layer1.conv.weight``) -> tensor
 
 
 class RewriteError(SpecError):
@@ -45,9 +57,17 @@ class PassNote(UserWarning):
     """A pass skipped an optional part it had nothing to do on (``warnings.warn``; the CLI prints one line)."""
 
 
+StateMap = Callable[..., State]  # fn(state, before, after, **params) -> the entries it computes
+
+
 @dataclass(frozen=True)
 class Pass:
-    """A registered pass: ``fn(graph, **params) -> Graph`` applied to the ``applies_to`` graph."""
+    """A registered pass: ``fn(graph, **params) -> Graph`` applied to the ``applies_to`` graph.
+
+    ``keeps``: what it keeps (one of ``KEEPS``). ``state``: ``fn(state, before, after, **params)``,
+    the ``state_dict`` entries of the rewritten graph that it computes from the old ones (a
+    folded conv's weight, say); the others are carried by key (node path) where their shape is kept.
+    """
 
     name: str
     fn: Callable[..., Graph]
@@ -56,18 +76,21 @@ class Pass:
     after: tuple[str, ...] = ()  # passes that, where a pipeline has them, must run before this one
     doc: str = ""
     hints: Mapping[str, Any] = field(default_factory=dict)  # the params' annotations, resolved
+    keeps: str = "changes"
+    state: StateMap | None = None
 
     @classmethod
     def of(cls, name: str, fn: Callable[..., Graph], applies_to: str = "net", after: Iterable[str] = (),
-           doc: str | None = None, params_of: Callable[..., Any] | None = None) -> Pass:
+           doc: str | None = None, params_of: Callable[..., Any] | None = None, keeps: str = "changes",
+           state: StateMap | None = None) -> Pass:
         """A pass running ``fn(graph, **params)``; its params are those of ``params_of`` (default ``fn``)
         after the first, checked against their annotations as ops' params are; its doc is ``fn``'s."""
-        if applies_to not in APPLIES_TO:
-            raise ValueError(f"applies_to must be one of {APPLIES_TO}, not {applies_to!r}")
+        _check_kinds(name, applies_to, keeps)
         source = fn if params_of is None else params_of
         params = list(inspect.signature(source).parameters.values())[1:]
         return cls(name, fn, applies_to, inspect.Signature(params), tuple(after),
-                   inspect.getdoc(fn) or "" if doc is None else inspect.cleandoc(doc), param_hints(source))
+                   inspect.getdoc(fn) or "" if doc is None else inspect.cleandoc(doc), param_hints(source),
+                   keeps, state)
 
     def params_str(self) -> str:
         """The params as ``(a, b=1, **params)``."""
@@ -94,6 +117,13 @@ class Pass:
             _RUNNING.pop()
 
 
+def _check_kinds(name: str, applies_to: str, keeps: str) -> None:
+    if applies_to not in APPLIES_TO:
+        raise ValueError(f"pass {name!r}: applies_to must be one of {APPLIES_TO}, not {applies_to!r}")
+    if keeps not in KEEPS:
+        raise ValueError(f"pass {name!r}: keeps must be one of {KEEPS}, not {keeps!r}")
+
+
 _RUNNING: list[str] = []  # the passes running now, innermost last
 
 
@@ -118,26 +148,28 @@ def note(message: str) -> None:
 PASSES: dict[str, Pass] = {}
 
 
-def register_pass(name: str | Pass, applies_to: str = "net",
-                  after: Iterable[str] = ()) -> Pass | Callable[[Callable[..., Graph]], Pass]:
+def register_pass(name: str | Pass, applies_to: str = "net", after: Iterable[str] = (), keeps: str = "changes",
+                  state: StateMap | None = None) -> Pass | Callable[[Callable[..., Graph]], Pass]:
     """Register a pass and return it (a ``Pass``, callable like the function).
 
     ``register_pass(rule(...))`` registers a made pass. As a decorator,
-    ``@register_pass(name, applies_to='net', after=())`` registers ``fn(graph, **params) -> Graph``:
-    ``applies_to`` says which graph the trainer gives it, the network (``'net'``), the loss
-    graph (``'loss'``) or the evaluation graph (``'eval'``, made from the network); ``after``
-    names passes that must come before it where a pipeline has both. The docstring's first
-    line says what the pass changes, its body why it speeds training. A ``PassError`` the
-    function raises reaches the caller as a ``RewriteError`` (``NoMatchError``) naming the pass.
+    ``@register_pass(name, applies_to='net', after=(), keeps='changes', state=None)`` registers
+    ``fn(graph, **params) -> Graph``: ``applies_to`` says which graph the trainer gives it, the
+    network (``'net'``), the loss graph (``'loss'``) or the evaluation graph (``'eval'``, made
+    from the network); ``after`` names passes that must come before it where a pipeline has
+    both; ``keeps`` what it keeps (``'exact'``, ``'eval'`` or ``'changes'``, the module doc;
+    ``graphnet.check`` verifies it) and ``state`` its ``state_dict`` map (``Pass``). The
+    docstring's first line says what the pass changes, its body why it helps. A ``PassError``
+    the function raises reaches the caller as a ``RewriteError`` (``NoMatchError``) naming the pass.
     """
     if isinstance(name, Pass):
         PASSES[name.name] = name
         return name
-    if applies_to not in APPLIES_TO:
-        raise ValueError(f"applies_to must be one of {APPLIES_TO}, not {applies_to!r}")
 
     def register(fn: Callable[..., Graph]) -> Pass:
-        return register_pass(Pass.of(name, fn, applies_to, after))
+        return register_pass(Pass.of(name, fn, applies_to, after, keeps=keeps, state=state))
+
+    _check_kinds(name, applies_to, keeps)
 
     return register
 
@@ -191,12 +223,18 @@ def check_order(passes: Iterable[Callable[..., Graph]]) -> None:
                 raise RewriteError(p.name, f"must come after {earlier!r}, which follows it here: apply {earlier!r} first")
 
 
-def rewrite(graph: Graph | dict, passes: Iterable[PassSpec], strict: bool = True) -> Graph:
+def rewrite(graph: Graph | dict, passes: Iterable[PassSpec], strict: bool = True,
+            state: State | None = None) -> Graph | tuple[Graph, dict[str, torch.Tensor]]:
     """Apply ``passes`` in order and return the new Graph; ``graph`` may be a network spec dict.
 
     A pass is a registered name (``'celu'``), a name with params (``('ghost_bn', {'num_splits': 16})``)
-    or a callable ``Graph -> Graph``. A pass listed before one it must follow (``after``) is refused. A pass that matches nothing raises ``NoMatchError``; with
-    ``strict=False`` it is skipped (for pipelines that apply one recipe to several specs).
+    or a callable ``Graph -> Graph``. A pass listed before one it must follow (``after``) is
+    refused. A pass that matches nothing raises ``NoMatchError``; with ``strict=False`` it is
+    skipped (for pipelines that apply one recipe to several specs).
+
+    ``state``: the ``state_dict`` of ``compile(graph)``; then the result is ``(graph, state)``,
+    the state carried through each pass (``map_state``): it loads into ``compile(new_graph)``,
+    with ``strict=False`` where a pass added nodes (their keys are absent, so they keep fresh values).
     """
     if isinstance(graph, dict):
         graph = build(graph)
@@ -204,8 +242,33 @@ def rewrite(graph: Graph | dict, passes: Iterable[PassSpec], strict: bool = True
     check_order([fn for fn, _ in resolved])
     for fn, params in resolved:
         try:
-            graph = fn(graph, **params)
+            after = fn(graph, **params)
         except NoMatchError:
             if strict:
                 raise
-    return graph
+            continue
+        if state is not None:
+            state = map_state(fn, params, state, graph, after)
+        graph = after
+    return graph if state is None else (graph, dict(state))
+
+
+def map_state(fn: Callable[..., Graph], params: Mapping[str, Any], state: State, before: Graph,
+              after: Graph, shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of ``compile(after)`` from ``state``, that of ``compile(before)``, where the pass
+    ``fn`` with ``params`` made ``after`` from ``before``: the pass's own map (``Pass.state``) over the
+    entries whose key (node path) and shape ``after`` keeps; the keys of new or reshaped nodes it does
+    not map are absent. ``shapes``: ``state_shapes(after)``, where the caller has them."""
+    shapes = state_shapes(after) if shapes is None else shapes
+    carried = {k: v for k, v in state.items() if k in shapes and tuple(v.shape) == shapes[k]}
+    mapper = getattr(fn, "state", None)
+    if mapper is not None:
+        carried.update(mapper(state, before, after, **params))
+    return {k: carried[k] for k in shapes if k in carried}
+
+
+def state_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    """Each ``state_dict`` key of ``compile(graph)`` and its shape, in order (made on the meta device)."""
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")  # unused nodes: named when the graph is compiled for real
+        return {k: tuple(v.shape) for k, v in compile(graph).state_dict().items()}

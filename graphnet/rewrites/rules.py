@@ -15,8 +15,9 @@ match, unless ``shared=True``.
 order. ``explain(graph, pattern)`` gives the near misses: where each partial match broke, and why.
 
 A **replacement** is a spec fragment (dict ``name -> node``, in order, a chain unless it says
-``inputs``) for the matched nodes, or a function ``(match, **params) -> fragment``, which
-returns None to leave a match as it is. In it, ``bound('norm')`` is the matched node as it was
+``inputs``; empty: the match is removed, its consumers reading its input) for the matched
+nodes, or a function ``(match, **params) -> fragment``, which returns None to leave a match as
+it is. In it, ``bound('norm')`` is the matched node as it was
 and ``bound('norm').changed(op=..., attrs=..., **params)`` that node changed (params and attrs
 merged over its own); input names are fragment names, then pattern names. A fragment node
 named like a pattern node keeps its path (and its attrs, unless it gives some); new names go
@@ -36,8 +37,8 @@ from typing import Any, Callable, Iterable
 
 from ..graph import Graph, Node
 from ..ops import get_op
-from ..spec import join
-from .registry import Pass, PassError, RewriteError, get_pass, no_match
+from ..spec import SEP, join
+from .registry import Pass, PassError, RewriteError, StateMap, get_pass, no_match
 
 NORMS = ("batch_norm", "ghost_batch_norm")
 ACTIVATIONS = ("relu", "celu", "gelu")
@@ -71,9 +72,7 @@ ANY = AnyOf(())  # a pattern op that accepts every op
 
 @dataclass(frozen=True)
 class PatternNode:
-    """One node of a pattern: the ops it accepts, params (values or predicates), inputs,
-    whether it may feed nodes outside the match (``shared``), a test of the Node (``where``),
-    and whether it reads its inputs in any order (``commutative``)."""
+    """One node of a pattern (see the module doc)."""
 
     op: AnyOf
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -86,8 +85,7 @@ class PatternNode:
 def pat(op: str | AnyOf, params: Mapping[str, Any] | None = None, inputs: Iterable[str] | None = None,
         shared: bool = False, where: Callable[[Node], bool] | None = None, commutative: bool = False) -> PatternNode:
     """A pattern node: ``pat('celu', {'alpha': lambda a: a < 1})``, ``pat('add', inputs=['in', 'res'],
-    commutative=True)`` (either input order); ``shared=True`` lets it feed nodes outside the match;
-    ``where=lambda node: 'init' not in node.attrs`` tests the Node itself (name the function: misses show it)."""
+    commutative=True)``; name a ``where`` function: misses show its name."""
     ops = op if isinstance(op, AnyOf) else any_of(op)
     return PatternNode(ops, dict(params or {}), None if inputs is None else tuple(inputs), shared, where, commutative)
 
@@ -157,10 +155,7 @@ class _Search:
         if self.miss is None or depth > self.miss.matched:
             self.miss = NearMiss(path, reason, depth)
 
-    def run(self, anchor: str) -> dict[str, str] | None:
-        return self._extend({}, 0, [anchor])
-
-    def _extend(self, bound: dict[str, str], depth: int, candidates: list[str] | None = None) -> dict[str, str] | None:
+    def extend(self, bound: dict[str, str], depth: int, candidates: list[str] | None = None) -> dict[str, str] | None:
         if depth == len(self.names):
             return self._closed(bound)
         name = self.names[depth]
@@ -178,7 +173,7 @@ class _Search:
             if reason:
                 self.fail(depth, path, reason)
             for binding in bindings:
-                found = self._extend({**bound, name: path, **binding}, depth + 1)
+                found = self.extend({**bound, name: path, **binding}, depth + 1)
                 if found:
                     return found
         return None
@@ -200,7 +195,7 @@ class _Search:
             bindings = [binding for reason, binding in reads if not reason]
             if not bindings:
                 return reads[0][0], []
-        values = _params_with_defaults(node)
+        values = params_with_defaults(node)
         for key, expected in want.params.items():
             if key not in values:
                 return f"has no param {key}", []
@@ -244,7 +239,7 @@ def _named(fn: Callable) -> str:
     return f" ({name})" if name and name != "<lambda>" else ""
 
 
-def _params_with_defaults(node: Node) -> dict[str, Any]:
+def params_with_defaults(node: Node) -> dict[str, Any]:
     """The node's params with its op's defaults filled in (a Graph's nodes bind to their ops)."""
     bound = get_op(node.op).signature.bind(**node.params)
     bound.apply_defaults()
@@ -258,7 +253,7 @@ def _search(graph: Graph, pattern: Pattern) -> tuple[list[Match], list[NearMiss]
     found, misses = [], []
     for anchor in graph.find(op=compiled[names[0]].op.ops or None):
         search = _Search(graph, compiled, taken)
-        paths = search.run(anchor)
+        paths = search.extend({}, 0, [anchor])
         if paths:
             m = Match(graph, paths, names)
             taken.update(m.nodes)
@@ -274,12 +269,8 @@ def match(graph: Graph, pattern: Pattern) -> list[Match]:
 
 
 def explain(graph: Graph, pattern: Pattern | str | Pass) -> list[NearMiss]:
-    """The near misses of ``pattern`` (or of the rule pass so named), nearest first.
-
-    Each says which node broke a partial match and why, e.g. ``layer1/relu: op relu, wanted
-    batch_norm|ghost_batch_norm after conv``. With no node of the first op at all, one entry
-    says so. Places where the pattern matches are not misses.
-    """
+    """The near misses of ``pattern`` (or of the rule pass so named), nearest first, e.g. ``layer1/relu:
+    op relu, wanted batch_norm|ghost_batch_norm after conv``; one entry if no node has the first op."""
     compiled = compile_pattern(rule_of(pattern).pattern if isinstance(pattern, (str, Pass)) else pattern)
     found, misses = _search(graph, compiled)
     if not misses and not found:
@@ -311,8 +302,7 @@ def pattern_str(pattern: Pattern) -> str:
 
 @dataclass(frozen=True)
 class Bound:
-    """In a replacement, the matched node ``name``, with ``op`` and ``inputs`` changed and ``params``
-    and ``attrs`` merged over its own where given."""
+    """In a replacement, the matched node ``name``, as it was or ``changed``."""
 
     name: str
     op: str | None = None
@@ -334,23 +324,27 @@ def bound(name: str) -> Bound:
 
 def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[Graph, str]:
     """``graph`` with the matched nodes of ``m`` replaced by ``fragment`` (see the module doc), and the
-    path of the fragment's last node, which now feeds the consumers of the pattern's last node."""
-    if not isinstance(fragment, Mapping) or not fragment:
-        raise PassError(f"a replacement is a non-empty dict of name -> node, not {fragment!r}")
+    path of the node that now feeds the consumers of the pattern's last node."""
+    if not isinstance(fragment, Mapping):
+        raise PassError(f"a replacement is a dict of name -> node, not {fragment!r}")
     first, last = m.names[0], m.names[-1]
+    previous: tuple[str, ...] = graph[m[first]].inputs
+    if not fragment and len(previous) != 1:
+        raise PassError(f"an empty replacement removes the match, so its consumers read its input instead; "
+                        f"{m[first]!r} reads {len(previous)}")
     namespace = graph[m[last]].namespace
     paths: dict[str, str] = {}
     for name in fragment:
-        paths[name] = m[name] if name in m.names else _fresh(graph, join(namespace, name), set(paths.values()))
+        paths[name] = m[name] if name in m.names else fresh_path(graph, join(namespace, name), paths.values())
+    refs = {**m, **paths}
 
     def resolve(ref: str, at: str) -> str:
-        if ref not in paths and ref not in m:
+        if ref not in refs:
             raise PassError(f"replacement node {at!r} reads {ref!r}, which is neither in the replacement nor bound "
                             f"by the pattern ({', '.join(m)})")
-        return paths[ref] if ref in paths else m[ref]
+        return refs[ref]
 
     add: dict[str, tuple] = {}
-    previous: tuple[str, ...] = graph[m[first]].inputs
     for name, value in fragment.items():
         if isinstance(value, Bound):
             old = m.node(value.name)
@@ -363,18 +357,18 @@ def replace_match(graph: Graph, m: Match, fragment: Mapping[str, Any]) -> tuple[
         inputs = previous if inputs is None else tuple(resolve(i, name) for i in inputs)
         add[paths[name]] = (op, params, list(inputs), dict(attrs))
         previous = (paths[name],)
-    for name in m.names[:-1]:
+    for name in m.names[:-1]:  # a matched node left out may not feed anything outside the match
         outside = [c for c in graph.successors(m[name]) if c not in m.nodes]
         if outside and m[name] not in add:
             raise PassError(f"the replacement drops {m[name]!r}, which {outside[0]!r} outside the match reads")
-    new_last = next(reversed(add))
-    return graph.splice(m.nodes, add, uses={m[last]: new_last}), new_last
+    return graph.splice(m.nodes, add, uses={m[last]: previous[0]}), previous[0]
 
 
-def _fresh(graph: Graph, path: str, taken: set[str]) -> str:
-    """``path``, or ``path_1``, ``path_2``, ... where a node already has it."""
+def fresh_path(graph: Graph, path: str, taken: Iterable[str] = ()) -> str:
+    """``path``, or ``path_1``, ``path_2``, ... where a node (or a namespace, or ``taken``) already has it."""
+    taken = set(taken)
     candidate, k = path, 0
-    while candidate in graph or candidate in taken:
+    while candidate in graph or candidate in taken or any(p.startswith(candidate + SEP) for p in graph):
         k += 1
         candidate = f"{path}_{k}"
     return candidate
@@ -402,10 +396,8 @@ class Rule:
         return cls(compile_pattern(pattern), replacement, applied)
 
     def __call__(self, graph: Graph, **params: Any) -> Graph:
-        """Replace every match; a PassError (no match) if there is none, saying where it is done or nearly matched.
-
-        Replacements that leave the graph as it was (or are None) count as done (already applied).
-        """
+        """Replace every match; a no-match PassError if none is left to do (replacements that are None or
+        leave the graph as it was count as done)."""
         before = graph
         done = match(graph, self.applied[0]) if self.applied else []
         done_nodes = {p for d in done for p in d.nodes}
@@ -432,18 +424,14 @@ class Rule:
 
 
 def rule(pattern: Pattern, replacement: Replacement, *, name: str, doc: str | None = None, applies_to: str = "net",
-         after: Iterable[str] = (), applied: Pattern | tuple[Pattern, str] | None = None) -> Pass:
-    """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc).
-
-    ``replacement`` is a fragment or ``fn(match, **params) -> fragment | None``: the pass's
-    params are ``fn``'s after the match (checked against their annotations, as ops' params
-    are), and its doc (unless ``doc``) is ``fn``'s docstring. ``applied``: as for ``Rule.of``;
-    where it matches is done: with nothing else to do the pass says ``already applied (see ...)``.
-    Register the pass with ``register_pass(rule(...))``; ``after`` as for ``register_pass``.
-    """
+         after: Iterable[str] = (), applied: Pattern | tuple[Pattern, str] | None = None, keeps: str = "changes",
+         state: StateMap | None = None) -> Pass:
+    """A pass that replaces every match of ``pattern`` by ``replacement`` (see the module doc). A function
+    replacement gives the pass its params after the match and, unless ``doc``, its doc; ``applied`` as for
+    ``Rule.of``; the rest as for ``register_pass``, which registers it: ``register_pass(rule(...))``."""
     if doc is None:
         doc = inspect.getdoc(replacement) if callable(replacement) else None
     if not doc:
         raise ValueError(f"rule {name!r}: give a doc (what it changes, why it helps, its params)")
     return Pass.of(name, Rule.of(pattern, replacement, applied), applies_to, after, doc,
-                   params_of=replacement if callable(replacement) else lambda match: None)
+                   params_of=replacement if callable(replacement) else lambda match: None, keeps=keeps, state=state)

@@ -20,7 +20,7 @@ def mean_halves_fn(x: torch.Tensor) -> torch.Tensor:
 mean_halves = register("mean_halves", mean_halves_fn)
 
 
-@register_pass("tta_flip", applies_to="eval")
+@register_pass("tta_flip", applies_to="eval", keeps="changes")
 def tta_flip(graph: Graph) -> Graph:
     """Make the output the mean of the net on the input and on its left-right flip.
 

@@ -12,6 +12,7 @@ from ..ops import Odd, Range, conv
 from ..spec import join
 from .hints import register_initialiser
 from .registry import no_match, register_pass
+from .rules import fresh_path
 
 
 @register_initialiser("whitening")
@@ -51,14 +52,14 @@ def first_input_conv(graph: Graph, init: str) -> str:
     return convs[0]
 
 
-@register_pass("whiten_input")
+@register_pass("whiten_input", keeps="changes")
 def whiten_input(graph: Graph, patch: Annotated[int, Range(1), Odd()] = 3,
                  eps: Annotated[float, Range(0, open_low=True)] = 1e-2) -> Graph:
     """Replace the first conv on the input by a fixed patch-whitening conv and a learnable 1×1 conv.
 
-    The new ``whiten`` node is a ``patch``×``patch`` conv with ``c_in·patch²`` filters, frozen,
-    whose weights ``graphnet.initialise`` sets from data (attr ``init: whitening``); the old
-    conv becomes a 1×1 conv from those channels to its own width, so its consumers are unchanged.
+    The new ``whiten`` node (``whiten_1``, ... where that path is taken) is a ``patch``×``patch``
+    conv with ``c_in·patch²`` filters, frozen, whose weights ``graphnet.initialise`` sets from
+    data (attr ``init: whitening``); the old conv becomes a 1×1 conv from those channels to its own width, so its consumers are unchanged.
 
     The first layer learns slowly from raw, highly correlated pixels. Fixing it to the PCA
     whitening of the input's patches gives the rest of the net a well-conditioned input
@@ -68,7 +69,7 @@ def whiten_input(graph: Graph, patch: Annotated[int, Range(1), Odd()] = 3,
     path = first_input_conv(graph, "whitening")
     node = graph[path]
     width = node.params["c_in"] * patch * patch
-    whiten = join(node.namespace, "whiten")
+    whiten = fresh_path(graph, join(node.namespace, "whiten"))
     attrs = {"frozen": ["weight"], "init": {"name": "whitening", "params": {"eps": eps}}}
     graph = graph.add(whiten, (*conv(node.params["c_in"], width, patch, inputs=[graph.inputs[0]]), attrs), after=path)
     kept = {k: node.params[k] for k in ("stride", "bias") if k in node.params}

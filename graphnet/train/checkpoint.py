@@ -9,6 +9,7 @@ Rebuilding needs no rewrite pass: the graphs are stored after rewriting.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a file that is no checkpoint may read as another pickle protocol
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "Unsupported global" in str(e):  # the weights-only unpickler refused a class or function

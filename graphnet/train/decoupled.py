@@ -53,8 +53,20 @@ class Decoupled:
         return out
 
     def sgd(self, groups: Sequence[dict[str, Any]]) -> torch.optim.SGD:
-        """``torch.optim.SGD`` with Nesterov momentum over :meth:`groups` (schedule it with :func:`set_schedule`)."""
-        return torch.optim.SGD(self.groups(groups), lr=self.step_lr, momentum=self.momentum, nesterov=True)
+        """:func:`nesterov_sgd` over :meth:`groups` (schedule it with :func:`set_schedule`)."""
+        return nesterov_sgd(self.groups(groups), lr=self.step_lr, momentum=self.momentum)
+
+
+def nesterov_sgd(groups: Sequence[dict[str, Any]], lr: float, momentum: float) -> torch.optim.SGD:
+    """``torch.optim.SGD`` with Nesterov momentum over ``groups``, fused where torch has a fused
+    kernel for the params' device (CUDA, and the CPU since torch 2.4; airbench94_muon.py's
+    ``fused=True``), else foreach: one kernel, or one call per group, instead of a loop over the
+    params (benchmarks/optimizer_step.py)."""
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+    device = next(p for g in groups for p in g["params"]).device.type
+    fast = {"fused": True} if device in _get_fused_kernels_supported_devices() else {"foreach": True}
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True, **fast)
 
 
 def set_schedule(optimizer: torch.optim.Optimizer, multiplier: float) -> None:

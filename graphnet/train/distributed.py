@@ -63,12 +63,12 @@ class Dist:
 
     # -- the network -----------------------------------------------------------------------
 
-    def wrap(self, network: nn.Module, sync_bn: bool = False, find_unused: bool = False) -> nn.Module:
+    def wrap(self, network: nn.Module, sync_bn: bool = False) -> nn.Module:
         """``network`` (already on :attr:`device`) in DistributedDataParallel, after
         :func:`sync_batch_norm` if ``sync_bn`` (which raises DistributedError on ghost batch
-        norm, in one process too). One process: ``network`` itself. ``find_unused``: some
-        parameters may stop taking gradients during training (frozen after some epochs), which
-        DDP must then look for after each forward.
+        norm, in one process too). One process: ``network`` itself. Every trainable parameter
+        takes a gradient in every step (a param frozen mid-run has its gradient dropped after
+        backward: :mod:`.frozen_after`), so DDP need not look for unused ones.
 
         Buffers are not broadcast (``broadcast_buffers=False``): each rank keeps its own batch
         norm statistics, and rank 0's are the ones evaluated and saved.
@@ -81,7 +81,7 @@ class Dist:
         # newer torch renames broadcast_buffers; its successor also syncs buffers at init, which
         # changes nothing here (ranks start from rank 0's state: see broadcast_)
         new = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-        ddp = DistributedDataParallel(network, device_ids=ids, find_unused_parameters=find_unused,
+        ddp = DistributedDataParallel(network, device_ids=ids,
                                       **{"forward_sync_buffers" if new else "broadcast_buffers": False})
         ddp.register_comm_hook(None, _sum_gradients)
         return ddp

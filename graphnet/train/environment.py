@@ -3,18 +3,22 @@
 that the trainer, its data, the header and the checkpoint read.
 
 Every option is checked here, before any data loads: the device (``auto`` is CUDA if available;
-a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA, fp32
-elsewhere: bf16 autocast runs but measured slower than fp32 on a 2-core AVX512-BF16 CPU,
-benchmarks/README.md) and the memory format (``auto`` is channels_last on CUDA, contiguous
-elsewhere).
+a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA and on a CPU
+that computes bf16 in hardware, :func:`native_bf16`; fp32 elsewhere: benchmarks/README.md,
+``cpu_speed.py``) and the memory format (``auto`` is channels_last, except for a network with ghost batch
+norm on the CPU, where the batch's reshape into ghost batches copies a channels_last batch:
+contiguous there; measured in ``cpu_speed.py``). The layout's choice reads the network: the
+trainer and the header take it from :func:`for_network`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
+from ..graph import Graph
 from .distributed import Dist, from_env
 from .errors import TrainError
 
@@ -59,12 +63,13 @@ class Runtime:
         return self.dist.device
 
 
-def resolve_runtime(options: Options) -> Runtime:
-    """The :class:`Runtime` of ``options`` in this process (see the module doc); TrainError or
-    DistributedError, in one line, for an option that cannot be had here."""
+def resolve_runtime(options: Options, net: Graph | None = None) -> Runtime:
+    """The :class:`Runtime` of ``options`` in this process (see the module doc) for ``net`` (None:
+    a network without ghost batch norm); TrainError or DistributedError, in one line, for an
+    option that cannot be had here."""
     dist = from_env(options.device)
     precision = _precision(options.precision, dist.device)
-    return Runtime(dist, precision, _memory_format(options.memory_format, dist.device),
+    return Runtime(dist, precision, _memory_format(options.memory_format, dist.device, net),
                    torch.float16 if precision == "fp16" else torch.float32, data_dtype(precision),
                    torch.bfloat16 if precision == "bf16" else None)
 
@@ -75,19 +80,37 @@ def data_dtype(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16 instructions), as
+    torch reports it (``torch.cpu.get_capabilities``), else as the kernel's CPU flags say."""
+    if hasattr(torch.cpu, "get_capabilities"):
+        capabilities = torch.cpu.get_capabilities()
+        return bool(capabilities.get("amx_bf16") or capabilities.get("avx512_bf16"))
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
 def _precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise TrainError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return "bf16" if device.type == "cuda" or (device.type == "cpu" and native_bf16()) else "fp32"
     if device.type != "cuda" and precision == "fp16":
         raise TrainError(f"precision fp16 needs CUDA; on {device.type} use bf16 or fp32")
     return precision
 
 
-def _memory_format(name: str, device: torch.device) -> torch.memory_format:
+def for_network(runtime: Runtime, options: Options, net: Graph) -> Runtime:
+    """``runtime`` (resolved from ``options``) with the memory format chosen for ``net`` where
+    ``options`` leaves it to auto."""
+    return replace(runtime, memory_format=_memory_format(options.memory_format, runtime.device, net))
+
+
+def _memory_format(name: str, device: torch.device, net: Graph | None) -> torch.memory_format:
     if name == "auto":
-        name = "channels_last" if device.type == "cuda" else "contiguous"
+        ghost_bn = net is not None and any(node.op == "ghost_batch_norm" for node in net.nodes)
+        name = "contiguous" if device.type == "cpu" and ghost_bn else "channels_last"
     if name not in MEMORY_FORMATS:
         raise TrainError(f"memory format must be one of auto, {', '.join(MEMORY_FORMATS)}, not {name!r}")
     return MEMORY_FORMATS[name]

@@ -3,13 +3,17 @@
 A node's attr ``frozen_after: {param: epochs}`` (set by ``whiten_input_pm`` on the
 whitening conv's bias) means ``param`` trains while the training progress, in epochs
 (fractional: steps done / steps per epoch), is below ``epochs``, and is frozen from then on,
-as airbench94.py sets ``requires_grad = epoch < whiten_bias_epochs`` at each epoch's start.
-Give the optimizer the params first (they are trainable at epoch 0), zero gradients with
-``set_to_none=True`` (so a frozen param keeps no gradient and the optimizer skips it,
-momentum included), and call :func:`apply_frozen_after` before each step or epoch.
+as airbench94.py turns off ``requires_grad`` at the epoch's start. Here the param keeps
+``requires_grad=True`` and its gradient is dropped after each backward instead
+(:func:`drop_grads` of :func:`frozen_at`), so a compiled training step never sees a change
+(no recompile inside the clock) and DistributedDataParallel sees every param used in every
+step. With gradients zeroed by ``set_to_none=True``, a param without a gradient is skipped by
+the optimizer, momentum included: the same steps as ``requires_grad=False``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from torch import nn
 
@@ -25,11 +29,12 @@ def timed_params(network: Network) -> dict[str, tuple[nn.Parameter, float]]:
     return out
 
 
-def apply_frozen_after(network: Network, epoch: float) -> list[str]:
-    """Set each timed param trainable iff ``epoch < its epochs``; return the names frozen now."""
-    frozen = []
-    for name, (param, epochs) in timed_params(network).items():
-        param.requires_grad_(epoch < epochs)
-        if epoch >= epochs:
-            frozen.append(name)
-    return frozen
+def frozen_at(network: Network, epoch: float) -> dict[str, nn.Parameter]:
+    """The timed params frozen at training progress ``epoch`` (those whose epochs it has reached), by name."""
+    return {name: param for name, (param, epochs) in timed_params(network).items() if epoch >= epochs}
+
+
+def drop_grads(params: Iterable[nn.Parameter]) -> None:
+    """Drop the gradients of ``params`` (call after backward, before the optimizer step)."""
+    for param in params:
+        param.grad = None

@@ -40,6 +40,23 @@ ABLATION_COLUMNS = (
 )
 
 
+def _mean_std(row: dict[str, Any], key: str, fmt: str) -> str:
+    mean = row.get(f"{key}_mean")
+    return "-" if mean is None or math.isnan(mean) else f"{mean:{fmt}} ± {row[f'{key}_std']:{fmt}}"
+
+
+# the table at a target accuracy, in Page's form: each step's epochs, accuracy, time and compute there
+TARGET_COLUMNS = (
+    ("step", "step", 17, "s"),
+    ("adds", "adds", 28, "s"),
+    ("epochs", "epochs", 6, "g"),
+    ("acc", "test acc", 15, lambda r: _mean_std(r, "acc", ".4f")),
+    ("time", "train time (s)", 15, lambda r: _mean_std(r, "time", ".2f")),
+    ("pflop", "PFLOP", 9, ".3g"),
+    ("trials", "trials", 6, "d"),
+)
+
+
 def _cell(row: dict[str, Any], key: str, width: int, fmt: str | Callable[[dict], str]) -> str:
     if callable(fmt):
         return fmt(row).rjust(width)

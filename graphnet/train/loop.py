@@ -2,7 +2,7 @@
 
 A :class:`Trainer` is made once per (graphs, recipe, data set, runtime): it compiles the
 networks, keeps the images the data initialisers see, and on CUDA (or with ``compile``) warms
-up on random data, all before any clock starts. Each :meth:`Trainer.run` then re-initialises
+up (a discarded run's first steps: :meth:`Trainer._warm_up`), all before any clock starts. Each :meth:`Trainer.run` then re-initialises
 the weights from its seed and trains. Its clock covers the preprocessing (moving the data set
 to the device, normalising, padding; fitting the data initialisers such as input whitening)
 and the training steps, synchronising CUDA before each read. After each epoch the evaluated
@@ -34,19 +34,21 @@ from ..data.stream import StreamData
 from ..graph import Graph
 from .bn_warmup import RunningStatsWarmup
 from .ema import EMA
-from .environment import Options, Runtime, resolve_runtime
+from .environment import Options, Runtime, for_network, resolve_runtime
 from .errors import TrainError
 from .evaluation import autocast, evaluate, loss_and_correct, sync
-from .frozen_after import apply_frozen_after, timed_params
+from .frozen_after import drop_grads, frozen_at
 from .graphs import Graphs
 from .log import Progress
 from .lookahead import Lookahead
+from .muon import orthogonalise
 from .optim import Optimization, make_optimization
 from .recipes import Recipe
 from .schedule import PiecewiseLinear
 
 WHITEN_SEED = 0
 WARMUP_STEPS = 3
+WARMUP_SEED = 2**31 - 1  # the discarded run of the warm-up
 
 
 class NonFiniteLoss(TrainError):
@@ -58,17 +60,38 @@ class NonFiniteLoss(TrainError):
                          f"(the log keeps the {len(rows)} epoch(s) before)")
 
 
-def check_data(recipe: Recipe, dataset: Dataset | Source) -> None:
-    """TrainError if ``recipe`` cannot train on ``dataset``: no full batch, a cutout larger than
-    the images, or no test images."""
-    n, n_test, (_, height, width), _ = data_sizes(dataset)
+def check_data(recipe: Recipe, net: Graph, dataset: Dataset | Source) -> None:
+    """TrainError, in one line, if ``recipe`` cannot train ``net`` on ``dataset``: fewer than 2
+    classes, no full batch, crop padding or a cutout that does not fit the images, no test
+    images, a conv on the input that wants other channels than the images have, or network
+    outputs that are not one per class (a network that cannot take the images otherwise is the
+    ShapeError of its failing node)."""
+    from ..summary import summary
+
+    n, n_test, shape, num_classes = data_sizes(dataset)
+    height, width = shape[1:]
+    if num_classes < 2:
+        raise TrainError(f"the data set has {num_classes} class ({', '.join(dataset.classes)}): a classifier "
+                         "needs at least 2")
     if n < recipe.batch_size:
         raise TrainError(f"{n} training images make no batch of {recipe.batch_size}: use a smaller batch size "
                          f"or more data")
+    if recipe.pad >= min(height, width):
+        raise TrainError(f"crop padding {recipe.pad} does not fit the {height}x{width} images (reflect padding "
+                         "needs less than the image size)")
     if recipe.cutout > min(height, width):
         raise TrainError(f"cutout {recipe.cutout} is larger than the {height}x{width} images")
     if n_test == 0:
         raise TrainError("the test set is empty")
+    for path in net.find(op="conv", where=lambda node: net.inputs[0] in node.inputs):
+        if net[path].params["c_in"] != shape[0]:
+            raise TrainError(f"{path} takes {net[path].params['c_in']} channels, but the images have {shape[0]}: "
+                             f"build the network for {shape[0]}")
+    outputs = summary(net, (1, *shape)).shapes[net.output]
+    if outputs != (1, num_classes):
+        per_image = "x".join(map(str, outputs[1:])) if outputs else "not a tensor"
+        raise TrainError(f"the network's output {net.output} is {per_image} per image, but the data has "
+                         f"{num_classes} classes: build it for {num_classes} (--num-classes {num_classes})")
 
 
 def whitening_sample(dataset: Dataset, n: int) -> Dataset:
@@ -138,7 +161,8 @@ class Trainer:
     """Trains ``graphs`` on ``dataset`` by ``recipe`` (see the module doc). ``dataset`` is a
     decoded Dataset kept on the device, or an indexed Source streamed by DataLoader workers
     (:mod:`graphnet.data.stream`). ``console`` takes the progress bar (default stdout);
-    ``runtime`` is :func:`~.environment.resolve_runtime` of ``options`` unless given.
+    ``runtime`` is :func:`~.environment.resolve_runtime` of ``options`` unless given, its memory
+    format chosen for the network (:func:`~.environment.for_network`).
 
     ``runtime.dist``: this process's place among several (:mod:`.distributed`, started by
     torchrun). Each process trains a DistributedDataParallel copy on its shard with ``B / W``
@@ -152,7 +176,7 @@ class Trainer:
                  console: TextIO | None = None, runtime: Runtime | None = None):
         self.graphs, self.recipe, self.dataset, self.options = graphs, recipe, dataset, options
         self.console = console or sys.stdout
-        self.runtime = runtime = runtime or resolve_runtime(options)
+        self.runtime = runtime = for_network(runtime or resolve_runtime(options), options, graphs.net)
         self.dist, self.device = runtime.dist, runtime.device
         cuda = self.device.type == "cuda"
         if cuda:
@@ -160,22 +184,23 @@ class Trainer:
         _, num_test, self.image_shape, self.num_classes = data_sizes(dataset)
         self.image_size = self.image_shape[1]
         self.batch_size = self.dist.local_batch(recipe.batch_size)  # this process's share of the batch
-        check_data(recipe, dataset)
+        check_data(recipe, graphs.net, dataset)
         self.eval_batch_size = min(recipe.batch_size, num_test)
 
         self.net = self._compile(graphs.net).to(self.device, memory_format=runtime.memory_format)
         if runtime.precision == "fp16":
             _keep_norms_fp32(self.net)
-        # what trains (self.net is the module inside); params frozen mid-run are unused to DDP
-        self.model = self.dist.wrap(self.net, sync_bn=options.sync_bn, find_unused=bool(timed_params(self.net)))
+        self.model = self.dist.wrap(self.net, sync_bn=options.sync_bn)  # what trains (self.net is the module inside)
         self.loss_net = compile(graphs.loss).to(self.device)
         self.ema = EMA(self.net, **recipe.ema) if recipe.ema and self.dist.is_main else None
         self.evaluated = self.ema.network if self.ema else self.net
         self.eval_net = compile(graphs.eval, modules=self.evaluated)
         fns = [loss_and_correct(net, self.loss_net, self.device, runtime.autocast)
                for net in (self.model, self.evaluated, self.eval_net)]
+        self.newton_schulz = orthogonalise  # Muon's, compiled with the steps as airbench94_muon.py does
         if options.compile:
             fns = [torch.compile(_own_code(fn)) for fn in fns]
+            self.newton_schulz = torch.compile(_own_code(orthogonalise))
         self.train_fn, self.test_fn, self.eval_fn = fns  # test_fn: each epoch, no TTA; eval_fn: the result
         self.streamed = self._stream_data() if isinstance(dataset, Source) else None
         has_init = graphs.net.find(where=lambda n: "init" in n.attrs)
@@ -215,7 +240,13 @@ class Trainer:
                           workers=self.options.workers, rank=self.dist.rank, world_size=self.dist.world_size)
 
     def _warm_up(self) -> None:
-        """Run the train and eval shapes on random data (cuDNN autotuning, torch.compile)."""
+        """Before any clock, everything a run's first steps do for the first time (cuDNN
+        autotuning, torch.compile, first kernel calls): the networks' checked first calls on
+        random data, then a discarded run's first :data:`WARMUP_STEPS` steps (fresh weights and
+        the data initialisers, so the whitening ``eigh``; the data and its augmentation RNG; the
+        train step, the optimizer step, the EMA's lerp), the lookahead's snapshot and lerp, and
+        the test and eval calls. Each run starts again from its seed, so the warm-up changes no
+        result (tests/test_train_loop.py)."""
         bs, runtime = self.batch_size, self.runtime
         x = torch.randn(bs, *self.image_shape, device=self.device,
                         dtype=runtime.data_dtype).contiguous(memory_format=runtime.memory_format)
@@ -225,11 +256,12 @@ class Trainer:
                 logits = self.net.eval()(x)  # error names its node (torch.compile skips the check)
                 self.eval_net.eval()(x)
             self.loss_net(logits.float(), y)
-        self.net.train()
-        for _ in range(WARMUP_STEPS):
-            loss, _ = self.train_fn(x, y)
-            loss.sum().backward()
-        self.net.zero_grad(set_to_none=True)
+        run, _ = self._start(WARMUP_SEED)
+        self._epoch(run, 1, min(WARMUP_STEPS, run.steps), progress=False)
+        if run.lookahead:
+            for _ in range(2):
+                run.lookahead.after_step(run.lookahead.every, run.lookahead.start_epoch)
+        del run
         self.eval_net.eval()
         with torch.no_grad():  # one shape: test batches are padded to it
             self.test_fn(x[:self.eval_batch_size], y[:self.eval_batch_size])
@@ -295,7 +327,8 @@ class Trainer:
         of preprocessing they took."""
         recipe = self.recipe
         init_time = self._reset(seed)
-        optimization = make_optimization(self.net, recipe)  # for the global batch: gradients sum over ranks
+        # for the global batch: gradients sum over ranks
+        optimization = make_optimization(self.net, recipe, newton_schulz=self.newton_schulz)
         schedule = PiecewiseLinear(recipe.lr_knots, recipe.lr_values)
         bn_warmup = RunningStatsWarmup(self.net)
         sync(self.device)
@@ -308,7 +341,7 @@ class Trainer:
         prep_time = init_time + time.perf_counter() - start
         steps = data.num_train_batches(self.batch_size)  # per epoch
         total_steps = math.ceil(recipe.epochs * steps)  # fractional epochs: the last one stops early
-        lookahead = Lookahead(total_steps, **recipe.lookahead) if recipe.lookahead else None
+        lookahead = Lookahead(self.net, total_steps, **recipe.lookahead) if recipe.lookahead else None
         return _Run(data, generator, flips, optimization, schedule, bn_warmup, lookahead, steps, total_steps,
                     math.ceil(total_steps / steps)), prep_time
 
@@ -335,14 +368,15 @@ class Trainer:
                          last[f"{result}_acc"], run.step * self.recipe.batch_size / train_seconds,
                          self.eval_state())
 
-    def _epoch(self, run: _Run, epoch: int, n: int) -> tuple[torch.Tensor, int, float]:
+    def _epoch(self, run: _Run, epoch: int, n: int, progress: bool = True) -> tuple[torch.Tensor, int, float]:
         """Train ``n`` steps of ``epoch`` (from 1): each step's loss summed over the ranks (on
-        the CPU), the correct predictions of all ranks, and the epoch's seconds."""
-        progress = Progress(f"epoch {epoch}/{run.epochs}", n, self.console,
-                            self.options.progress if self.dist.is_main else False)
+        the CPU), the correct predictions of all ranks, and the epoch's seconds; ``progress``
+        False shows no bar (the warm-up)."""
+        bar = Progress(f"epoch {epoch}/{run.epochs}", n, self.console,
+                       self.options.progress if self.dist.is_main and progress else False)
         sync(self.device)
         start = time.perf_counter()
-        apply_frozen_after(self.net, epoch - 1)
+        frozen = frozen_at(self.net, epoch - 1).values()
         self.net.train()
         losses = torch.zeros(n, device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
@@ -354,22 +388,24 @@ class Trainer:
             loss = loss.sum()
             run.optimization.zero_grad()
             loss.backward()
+            drop_grads(frozen)
             run.bn_warmup.after(run.step)  # after backward, which checks the stats are as the forward left them
-            run.optimization.schedule(run.schedule(run.step / run.steps), run.step / run.steps)
+            at = run.optimization.progress(run.step, run.steps)  # in epochs
+            run.optimization.schedule(run.schedule(at), at)
             run.optimization.step()
             if self.ema:
                 self.ema.update()
             if run.lookahead:
-                run.lookahead.after_step(self.net, run.step, epoch - 1)
+                run.lookahead.after_step(run.step, epoch - 1)
             losses[i] = loss.detach()
             correct += right.sum()
-            progress.update()
+            bar.update()
         if run.lookahead:
-            run.lookahead.end_epoch(self.net)
+            run.lookahead.end_epoch()
         self.dist.sum_(losses, correct)
         losses = losses.cpu()  # synchronises
         seconds = time.perf_counter() - start
-        progress.close()
+        bar.close()
         return losses, correct.item(), seconds
 
     def _row(self, run: _Run, epoch: int, losses: torch.Tensor, correct: int, train_time: float,

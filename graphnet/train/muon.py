@@ -13,6 +13,7 @@ torch's where torch has one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any, Sequence
 
 import torch
@@ -45,34 +46,50 @@ def orthogonalise(g: torch.Tensor, steps: int = 3, eps: float = 1e-7,
     return x.T if tall else x
 
 
+def groups_with_grads(optimizer: torch.optim.Optimizer, closure: Any) -> Iterator[tuple[dict, list[torch.Tensor]]]:
+    """Each param group of ``optimizer`` with those of its params that have a gradient (a group
+    with none is skipped); graphnet's optimizers take no closure."""
+    if closure is not None:
+        raise ValueError(f"{type(optimizer).__name__} takes no closure")
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if params:
+            yield group, params
+
+
 class Muon(torch.optim.Optimizer):
     """Airbench's Muon: Nesterov momentum, then each param's update orthogonalised as a
     ``len(p) × rest`` matrix; with ``normalise_weights`` each param is first rescaled to
-    norm ``sqrt(len(p))``. No weight decay (the rescaling bounds the weights)."""
+    norm ``sqrt(len(p))``. No weight decay (the rescaling bounds the weights).
+
+    The momentum, rescaling and step are one foreach call each over a group's params;
+    ``newton_schulz`` (default :func:`orthogonalise`) runs per param, and may be its
+    ``torch.compile`` (the trainer's ``--compile``, as airbench94_muon.py compiles it)."""
 
     def __init__(self, params, lr: float = 0.24, momentum: float = 0.6, nesterov: bool = True,
-                 ns_steps: int = 3, normalise_weights: bool = True):
+                 ns_steps: int = 3, normalise_weights: bool = True,
+                 newton_schulz: Callable[..., torch.Tensor] = orthogonalise):
         if lr < 0 or momentum < 0:
             raise ValueError(f"lr and momentum must not be negative, not {lr} and {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
                                   "normalise_weights": normalise_weights})
+        self.newton_schulz = newton_schulz
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is not None:
-            raise ValueError("Muon takes no closure")
-        for group in self.param_groups:
-            m = group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
-                buf.mul_(m).add_(p.grad)
-                g = p.grad.add(buf, alpha=m) if group["nesterov"] else buf
-                if group["normalise_weights"]:
-                    p.mul_(len(p) ** 0.5 / p.norm())
-                update = orthogonalise(g.reshape(len(g), -1), group["ns_steps"]).view(g.shape)
-                p.add_(update.to(p.dtype), alpha=-group["lr"])
+        for group, params in groups_with_grads(self, closure):
+            m, grads = group["momentum"], [p.grad for p in params]
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad)) for p in params]
+            torch._foreach_mul_(bufs, m)
+            torch._foreach_add_(bufs, grads)
+            updates = torch._foreach_add(grads, bufs, alpha=m) if group["nesterov"] else bufs
+            if group["normalise_weights"]:
+                scales = torch._foreach_reciprocal(torch._foreach_norm(params))
+                torch._foreach_mul_(scales, [len(p) ** 0.5 for p in params])
+                torch._foreach_mul_(params, scales)
+            orthogonal = [self.newton_schulz(g.reshape(len(g), -1), group["ns_steps"]).view(g.shape).to(p.dtype)
+                          for p, g in zip(params, updates)]
+            torch._foreach_add_(params, orthogonal, alpha=-group["lr"])
 
 
 def split_filters(groups: Sequence[dict[str, Any]]) -> tuple[list[nn.Parameter], list[dict[str, Any]]]:

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from ..rewrites import param_groups
-from .decoupled import Decoupled, set_schedule
+from .decoupled import Decoupled, nesterov_sgd, set_schedule
 from .frozen_after import timed_params
-from .muon import Muon, split_filters
+from .muon import Muon, groups_with_grads, orthogonalise, split_filters
 from .recipes import Recipe
 
 
@@ -40,12 +40,7 @@ class NesterovSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        if closure is not None:
-            raise ValueError("NesterovSGD takes no closure")
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
+        for group, params in groups_with_grads(self, closure):
             dw = [p.grad for p in params]
             for p in params:
                 if "v" not in self.state[p]:
@@ -79,10 +74,18 @@ def set_lr(optimizer: torch.optim.Optimizer, value: float, batch_size: int) -> N
 @dataclass
 class Optimization:
     """A run's optimizers and how the recipe's schedule sets their lrs: ``schedule(value, epoch)``
-    with the schedule's ``value`` at training progress ``epoch`` (fractional)."""
+    with the schedule's ``value`` at training progress ``epoch`` (fractional). ``before_step``:
+    step ``k`` (from 1) reads the schedule at the progress before it, ``(k - 1) / steps`` per
+    epoch, as airbench94.py (its scheduler steps after the optimizer) and airbench94_muon.py
+    do; else at ``k / steps``, as Page's cifar10-fast (its optimizer counts the step first)."""
 
     optimizers: list[torch.optim.Optimizer]
     schedule: Callable[[float, float], None]
+    before_step: bool = False
+
+    def progress(self, step: int, steps: int) -> float:
+        """The training progress, in epochs, at which step ``step`` (from 1) of ``steps`` an epoch reads the schedule."""
+        return (step - self.before_step) / steps
 
     def step(self) -> None:
         for optimizer in self.optimizers:
@@ -93,9 +96,11 @@ class Optimization:
             optimizer.zero_grad(set_to_none=True)
 
 
-def make_optimization(network: nn.Module, recipe: Recipe, batch_size: int | None = None) -> Optimization:
+def make_optimization(network: nn.Module, recipe: Recipe, batch_size: int | None = None,
+                      newton_schulz: Callable[..., torch.Tensor] = orthogonalise) -> Optimization:
     """The optimizers ``recipe.optimizer`` names for ``network``, for batches of ``batch_size``
-    (default the recipe's):
+    (default the recipe's); Muon orthogonalises by ``newton_schulz`` (the trainer's compiled one
+    under ``--compile``):
 
     - ``page``: :class:`NesterovSGD`; the schedule's values are per-sample lrs (:func:`set_lr`).
     - ``decoupled``: airbench94's Nesterov SGD (:class:`~graphnet.train.decoupled.Decoupled`
@@ -103,9 +108,11 @@ def make_optimization(network: nn.Module, recipe: Recipe, batch_size: int | None
     - ``muon``: airbench94_muon's :class:`~graphnet.train.muon.Muon` for the conv filters
       (``filter_lr``, ``filter_momentum``, ``ns_steps``) and Nesterov SGD (``momentum``) for the
       rest: ``bias_lr`` for 1-D params, ``head_lr`` for 2-D ones, weight decay
-      ``weight_decay · batch_size`` per step, decoupled from the lr; the values multiply all
-      lrs, and a param with a ``frozen_after`` hint (the whitening bias) has its lr decay
-      linearly to 0 over its epochs instead.
+      ``weight_decay · batch_size`` per step, decoupled from the lr, in one group per lr (and
+      end, below); the values multiply all lrs, and a param with a ``frozen_after`` hint (the
+      whitening bias) has its lr decay linearly to 0 over its epochs instead.
+
+    Airbench's two read the schedule before each step (:attr:`Optimization.before_step`), Page's after it.
     """
     batch_size = batch_size or recipe.batch_size
     kind, params = recipe.optimizer, recipe.optimizer_params
@@ -115,16 +122,19 @@ def make_optimization(network: nn.Module, recipe: Recipe, batch_size: int | None
     groups = param_groups(network)
     if kind == "decoupled":
         sgd = Decoupled(**params, batch_size=batch_size).sgd(groups)
-        return Optimization([sgd], lambda value, epoch: set_schedule(sgd, value))
+        return Optimization([sgd], lambda value, epoch: set_schedule(sgd, value), before_step=True)
     filters, rest = split_filters(groups)
     timed = {id(p): epochs for p, epochs in timed_params(network).values()}
     decay = params["weight_decay"] * batch_size
-    sgd_groups = []
+    sgd_groups: dict[tuple[float, float | None], dict] = {}  # one per lr and end: airbench94_muon's three
     for p in (p for g in rest for p in g["params"]):
         lr = params["bias_lr"] if p.dim() == 1 else params["head_lr"]
-        sgd_groups.append({"params": [p], "lr": lr, "weight_decay": decay / lr, "until": timed.get(id(p))})
-    sgd = torch.optim.SGD(sgd_groups, lr=params["bias_lr"], momentum=params["momentum"], nesterov=True)
-    muon = Muon(filters, lr=params["filter_lr"], momentum=params["filter_momentum"], ns_steps=params["ns_steps"])
+        group = sgd_groups.setdefault((lr, timed.get(id(p))), {"params": [], "lr": lr, "weight_decay": decay / lr,
+                                                               "until": timed.get(id(p))})
+        group["params"].append(p)
+    sgd = nesterov_sgd(list(sgd_groups.values()), lr=params["bias_lr"], momentum=params["momentum"])
+    muon = Muon(filters, lr=params["filter_lr"], momentum=params["filter_momentum"], ns_steps=params["ns_steps"],
+                newton_schulz=newton_schulz)
 
     def schedule(value: float, epoch: float) -> None:
         for optimizer in (sgd, muon):
@@ -133,4 +143,4 @@ def make_optimization(network: nn.Module, recipe: Recipe, batch_size: int | None
                 until = group.get("until")
                 group["lr"] = group["initial_lr"] * (value if until is None else max(0.0, 1 - epoch / until))
 
-    return Optimization([sgd, muon], schedule)
+    return Optimization([sgd, muon], schedule, before_step=True)

@@ -143,7 +143,7 @@ def header(config: dict[str, Any]) -> str:
 
 # what a run writes into its folder; a folder holding any of them (or a run folder holding them) has a run
 RUN_FILES = ("log.json", "log.tsv", "curves.png", "checkpoint.pt", "summary.json",
-             "ablate.json", "ablate.tsv", "ablate.png")
+             "ablate.json", "ablate.tsv", "ablate.png", "trim.json", "trials.tsv")
 
 
 def earlier_run_files(out: Path) -> list[Path]:
