@@ -39,6 +39,8 @@ def test_auto_layout_on_the_cpu_reads_the_network(tiny_net):  # noqa: F811 (benc
     assert for_network(runtime, options, tiny_net).memory_format == torch.channels_last
     assert for_network(runtime, options, ghost).memory_format == torch.contiguous_format
     assert resolve_runtime(options, ghost).memory_format == torch.contiguous_format
+    bf16 = Options(device="cpu", precision="bf16")  # there channels_last measured as fast with ghost batch norm
+    assert resolve_runtime(bf16, ghost).memory_format == torch.channels_last
     asked = Options(device="cpu", memory_format="channels_last")
     assert for_network(resolve_runtime(asked), asked, ghost).memory_format == torch.channels_last
     runtime = resolve_runtime(Options(device="cpu", precision="bf16", memory_format="contiguous"))

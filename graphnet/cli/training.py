@@ -42,8 +42,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "fp16 (CUDA): as Page, batch norms in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward passes")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                   help="keep images and activations channels_last (default: on, except for ghost batch norm on "
-                        "the CPU, where its reshape copies a channels_last batch)")
+                   help="keep images and activations channels_last (default: on, except for ghost batch norm in "
+                        "fp32 on the CPU, where its reshape copies a channels_last batch)")
     p.add_argument("--ghost-bn-method", choices=("reshape", "view"),
                    help="how ghost batch norm computes its statistics: reshape (one batch_norm call; copies a "
                         "channels_last batch) or view (var_mean over a view; keeps the memory format)")

@@ -6,8 +6,8 @@ Every option is checked here, before any data loads: the device (``auto`` is CUD
 a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA and on a CPU
 that computes bf16 in hardware, :func:`native_bf16`; fp32 elsewhere: benchmarks/README.md,
 ``cpu_speed.py``) and the memory format (``auto`` is channels_last, except for a network with ghost batch
-norm on the CPU, where the batch's reshape into ghost batches copies a channels_last batch:
-contiguous there; measured in ``cpu_speed.py``). The layout's choice reads the network: the
+norm in fp32 on the CPU, where the batch's reshape into ghost batches copies a channels_last
+batch: contiguous there; measured in ``cpu_speed.py``). The layout's choice reads the network: the
 trainer and the header take it from :func:`for_network`.
 """
 
@@ -69,7 +69,7 @@ def resolve_runtime(options: Options, net: Graph | None = None) -> Runtime:
     option that cannot be had here."""
     dist = from_env(options.device)
     precision = _precision(options.precision, dist.device)
-    return Runtime(dist, precision, _memory_format(options.memory_format, dist.device, net),
+    return Runtime(dist, precision, _memory_format(options.memory_format, dist.device, precision, net),
                    torch.float16 if precision == "fp16" else torch.float32, data_dtype(precision),
                    torch.bfloat16 if precision == "bf16" else None)
 
@@ -104,13 +104,13 @@ def _precision(precision: str, device: torch.device) -> str:
 def for_network(runtime: Runtime, options: Options, net: Graph) -> Runtime:
     """``runtime`` (resolved from ``options``) with the memory format chosen for ``net`` where
     ``options`` leaves it to auto."""
-    return replace(runtime, memory_format=_memory_format(options.memory_format, runtime.device, net))
+    return replace(runtime, memory_format=_memory_format(options.memory_format, runtime.device, runtime.precision, net))
 
 
-def _memory_format(name: str, device: torch.device, net: Graph | None) -> torch.memory_format:
+def _memory_format(name: str, device: torch.device, precision: str, net: Graph | None) -> torch.memory_format:
     if name == "auto":
         ghost_bn = net is not None and any(node.op == "ghost_batch_norm" for node in net.nodes)
-        name = "contiguous" if device.type == "cpu" and ghost_bn else "channels_last"
+        name = "contiguous" if device.type == "cpu" and precision == "fp32" and ghost_bn else "channels_last"
     if name not in MEMORY_FORMATS:
         raise TrainError(f"memory format must be one of auto, {', '.join(MEMORY_FORMATS)}, not {name!r}")
     return MEMORY_FORMATS[name]
