@@ -267,3 +267,14 @@ def test_a_run_stopped_by_a_signal_says_so_in_its_log(signal_name, archive, tmp_
     assert log["status"] == "interrupted" and log["reason"] == f"stopped by {signal_name}"
     assert log["rows"] and log["rows"][0]["epoch"] == 1  # the finished epochs are kept
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("command", ["trim", "ablate"])
+@pytest.mark.parametrize("value", ["94", "0", "-0.5", "nan"])
+def test_a_target_is_an_accuracy_as_a_fraction(command, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--target", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"graphnet {command}: error: argument --target: {value}: an accuracy")

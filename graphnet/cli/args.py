@@ -38,6 +38,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def accuracy(text: str) -> float:
+    """An accuracy as a fraction: above 0, at most 1 (0.94, not 94)."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: an accuracy is a fraction above 0 and at most 1, e.g. 0.94")
+    return value
+
+
 def pass_name(text: str) -> str:
     """``text`` if it names a registered pass (for ``--without``)."""
     from ..rewrites import RewriteError

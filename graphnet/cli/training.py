@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .args import (SPEC_HELP, add_spec_source_arguments, import_modules, parse_rewrite, non_negative_int, pass_name,
-                   positive_float, positive_int)
+from .args import (SPEC_HELP, accuracy, add_spec_source_arguments, import_modules, non_negative_int, parse_rewrite,
+                   pass_name, positive_float, positive_int)
 
 
 def _folder(text: str) -> Path:
@@ -127,7 +127,7 @@ def add_search_arguments(p: argparse.ArgumentParser, target_required: bool) -> N
     """``--target`` and the search's bounds, and the engine the trials run on."""
     from ..train.engine import ENGINES
 
-    p.add_argument("--target", type=positive_float, required=target_required, metavar="ACC",
+    p.add_argument("--target", type=accuracy, required=target_required, metavar="ACC",
                    help="the mean test accuracy (over --runs seeds) to reach, e.g. 0.94"
                         + ("" if target_required else ": each step trimmed to the fewest epochs that reach it"))
     p.add_argument("--max-epochs", type=positive_float, metavar="E",
