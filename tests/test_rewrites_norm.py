@@ -23,8 +23,9 @@ def resnet9(width_mult=0.125):
 
 # -- ghost batch norm ----------------------------------------------------------------------
 
+@pytest.mark.parametrize("channels_last", [False, True])  # the default method: reshape, chunks
 @pytest.mark.parametrize("k", [1, 4])
-def test_ghost_batch_norm_equals_plain_batch_norm_on_each_split(k):
+def test_ghost_batch_norm_equals_plain_batch_norm_on_each_split(k, channels_last):
     torch.manual_seed(0)
     ghost = GhostBatchNorm(3, num_splits=k, momentum=0.3)
     nn.init.normal_(ghost.weight), nn.init.normal_(ghost.bias)
@@ -33,9 +34,10 @@ def test_ghost_batch_norm_equals_plain_batch_norm_on_each_split(k):
     splits = [copy.deepcopy(plain) for _ in range(k)]
     for _ in range(2):  # two steps, so the running stats accumulate
         x = torch.randn(4 * k, 3, 5, 5) * 2 + 1
-        out = ghost(x)
-        for j, bn in enumerate(splits):  # split j holds samples j, j + k, ...
-            torch.testing.assert_close(out[j::k], bn(x[j::k]))
+        out = ghost(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+        for j, bn in enumerate(splits):  # split j: samples j, j + k, ... (reshape) or block j of 4 (chunks)
+            split = slice(4 * j, 4 * j + 4) if channels_last else slice(j, None, k)
+            torch.testing.assert_close(out[split], bn(x[split]))
     for j, bn in enumerate(splits):
         torch.testing.assert_close(ghost.running_mean.view(k, 3)[j], bn.running_mean)
         torch.testing.assert_close(ghost.running_var.view(k, 3)[j], bn.running_var)
@@ -51,8 +53,9 @@ def test_ghost_batch_norm_needs_a_batch_that_splits_evenly():
         GhostBatchNorm(3, num_splits=4)(torch.randn(10, 3, 2, 2))
 
 
-def test_ghost_batch_norm_takes_channels_last_input():
-    ghost = GhostBatchNorm(3, num_splits=2)
+@pytest.mark.parametrize("method", GhostBatchNorm.METHODS[1:])
+def test_ghost_batch_norm_takes_channels_last_input(method):
+    ghost = GhostBatchNorm(3, num_splits=2, method=method)
     x = torch.randn(4, 3, 5, 5)
     torch.testing.assert_close(copy.deepcopy(ghost)(x.to(memory_format=torch.channels_last)), ghost(x))
 

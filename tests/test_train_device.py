@@ -1,4 +1,4 @@
-"""What makes the first GPU run right: the whitening sample, ghost BN's layout-keeping form, the
+"""What makes the first GPU run right: the whitening sample, ghost BN's layout-keeping forms, the
 EMA's fixed tensor lists, the data's dtype, provenance."""
 
 import copy
@@ -30,33 +30,65 @@ def test_whitening_sees_every_class_of_a_sorted_data_set():
     assert torch.equal(whitening_sample(small, 10_000).train_images, small.train_images)  # all, when fewer
 
 
+def blocks_to_residues(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The batch with block ``j`` of ``N/k`` samples (``'chunks'``' split ``j``) in places
+    ``j, j + k, ...`` (``'reshape'``'s split ``j``)."""
+    return x.reshape(k, len(x) // k, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+
+
+def residues_to_blocks(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x.reshape(len(x) // k, k, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+
+
+@pytest.mark.parametrize("method", ["view", "chunks"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_ghost_bn_view_method_equals_reshape(channels_last):
+def test_ghost_bn_methods_equal_reshape_on_the_same_splits(method, channels_last):
     torch.manual_seed(0)
-    reshape = GhostBatchNorm(8, num_splits=4)
+    k = 4
+    reshape = GhostBatchNorm(8, num_splits=k, method="reshape")
     nn.init.uniform_(reshape.weight, 0.5, 1.5)
     nn.init.uniform_(reshape.bias, -0.5, 0.5)
-    view = copy.deepcopy(reshape)
-    view.method = "view"
+    other = copy.deepcopy(reshape)
+    other.method = method
+    # the batch reshape sees: chunks' blocks moved to reshape's residue classes
+    same_splits = (lambda t: blocks_to_residues(t, k)) if method == "chunks" else (lambda t: t)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for _ in range(3):
         x = (3 * torch.randn(32, 8, 5, 5) + 1).contiguous(memory_format=fmt)
-        xr, xv = x.clone().requires_grad_(), x.clone().requires_grad_()
-        out_r, out_v = reshape(xr), view(xv)
-        torch.testing.assert_close(out_v, out_r, atol=1e-5, rtol=1e-5)
-        assert out_v.is_contiguous(memory_format=fmt)  # the layout is kept
-        grad = torch.randn_like(out_r)
-        out_r.backward(grad)
-        out_v.backward(grad)
-        torch.testing.assert_close(xv.grad, xr.grad, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(view.running_mean, reshape.running_mean, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(view.running_var, reshape.running_var, atol=1e-5, rtol=1e-5)
-    for bn in (reshape, view):
+        xr = same_splits(x).contiguous(memory_format=fmt).detach().requires_grad_()
+        xo = x.clone().requires_grad_()
+        out_r, out_o = reshape(xr), other(xo)
+        torch.testing.assert_close(same_splits(out_o), out_r, atol=1e-5, rtol=1e-5)
+        assert out_o.is_contiguous(memory_format=fmt)  # the layout is kept
+        grad = torch.randn_like(out_o)
+        out_r.backward(same_splits(grad))
+        out_o.backward(grad)
+        torch.testing.assert_close(same_splits(xo.grad), xr.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(other.running_mean, reshape.running_mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(other.running_var, reshape.running_var, atol=1e-5, rtol=1e-5)
+    for bn in (reshape, other):
         bn.eval()
     x = torch.randn(6, 8, 5, 5)
-    torch.testing.assert_close(view(x), reshape(x))
-    with pytest.raises(ValueError, match="method must be one of reshape, view"):
-        view.method = "fast"
+    torch.testing.assert_close(other(x), reshape(x))
+    with pytest.raises(ValueError, match="method must be one of auto, reshape, view, chunks, not 'fast'"):
+        other.method = "fast"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_ghost_bn_auto_method_is_chunks_for_channels_last_on_the_cpu(channels_last):
+    torch.manual_seed(0)
+    auto = GhostBatchNorm(8, num_splits=4)
+    assert auto.method == "auto"
+    by_method = {m: copy.deepcopy(auto) for m in ("reshape", "chunks")}
+    for method, bn in by_method.items():
+        bn.method = method
+    x = torch.randn(32, 8, 5, 5).contiguous(memory_format=torch.channels_last if channels_last else
+                                            torch.contiguous_format)
+    out = {m: bn(x) for m, bn in by_method.items()}
+    chosen, other = ("chunks", "reshape") if channels_last else ("reshape", "chunks")
+    assert auto.method_for(x) == chosen and auto.method == "auto"
+    torch.testing.assert_close(auto(x), out[chosen], atol=0, rtol=0)
+    assert not torch.allclose(out[other], out[chosen])  # their splits differ, so their outputs do
 
 
 def test_trainer_sets_the_ghost_bn_method_and_memory_format(tiny_dataset):

@@ -103,7 +103,7 @@ def describe_runtime(runtime: Runtime, options: Options) -> dict[str, str]:
     norm's method and compilation."""
     memory_format = next(name for name, value in MEMORY_FORMATS.items() if value == runtime.memory_format)
     return {"precision": runtime.precision, "device": str(runtime.device), "memory_format": memory_format,
-            "ghost_bn_method": options.ghost_bn_method or "reshape", "compile": "on" if options.compile else "off"}
+            "ghost_bn_method": options.ghost_bn_method or "auto", "compile": "on" if options.compile else "off"}
 
 
 def describe_processes(dist: Dist, batch_size: int) -> dict[str, str]:
