@@ -49,14 +49,11 @@ def seconds_per_step(recipe_name: str, precision: str, memory_format: str, steps
     return rows[1]["train_time"] / steps
 
 
-def auto_choice(recipe_name: str) -> tuple[str, str]:
-    """What ``--precision auto`` and an unset ``--channels-last`` resolve to for the recipe's network here."""
-    from graphnet import build
-    from graphnet.spec_source import load_spec
-    from graphnet.train import Options, get_recipe, make_setup, resolve_runtime
+def auto_choice() -> tuple[str, str]:
+    """What ``--precision auto`` and an unset ``--channels-last`` resolve to here."""
+    from graphnet.train import Options, resolve_runtime
 
-    recipe = get_recipe(recipe_name)
-    runtime = resolve_runtime(Options(device="cpu"), make_setup(build(load_spec(recipe.network)), recipe).graphs.net)
+    runtime = resolve_runtime(Options(device="cpu"))
     return runtime.precision, "channels_last" if runtime.memory_format == torch.channels_last else "contiguous"
 
 
@@ -66,10 +63,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    auto = {recipe: auto_choice(recipe) for recipe in args.recipes.split(",")}
+    auto = auto_choice()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; auto: "
-          + ", ".join(f"{recipe} {p} + {m}" for recipe, (p, m) in auto.items()), flush=True)
+          f"{torch.backends.cpu.get_cpu_capability()}; auto: {auto[0]} + {auto[1]}", flush=True)
     times: dict[tuple[str, str, str], list[float]] = {}
     start = time.perf_counter()
     for round_ in range(args.rounds):
@@ -84,7 +80,7 @@ def main() -> None:
         base = statistics.median(times[(recipe, "fp32", "contiguous")])
         for config in CONFIGS:
             t = statistics.median(times[(recipe, *config)])
-            mark = " (auto)" if config == auto[recipe] else ""
+            mark = " (auto)" if config == auto else ""
             print(f"| {recipe} | {config[0]} | {config[1]}{mark} | {t:.3f} | {t / base:.2f} |")
 
 

@@ -121,7 +121,7 @@ def run_ablate(args: argparse.Namespace) -> int:
 
     options = run_options(args)
     runtime = resolve_runtime(options)  # everything is checked before the data loads
-    config = run_config(args, options, runtime, None)  # each step's own layout below (for_network)
+    config = run_config(args, options, runtime)
     steps, skipped = spec_steps(args, config) if args.spec else (replay_steps(args, config), [])
     for line in skipped:
         say(line)
@@ -135,7 +135,6 @@ def run_ablate(args: argparse.Namespace) -> int:
     for step in steps:
         check_data(step.recipe, step.setup.graphs.net, dataset)
     setups = {s.recipe.name: replace(s.setup, config={**s.setup.config, **data_config,
-                                                      **run_config(args, options, runtime, s.setup.graphs.net),
                                                       **describe_compute(s.setup, dataset)}) for s in steps}
     title = args.spec or args.recipe
     rows = []

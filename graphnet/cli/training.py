@@ -42,11 +42,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "fp16 (CUDA): as Page, batch norms in fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward passes")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                   help="keep images and activations channels_last (default: on, except for ghost batch norm in "
-                        "fp32 on the CPU, where its reshape copies a channels_last batch)")
-    p.add_argument("--ghost-bn-method", choices=("reshape", "view"),
+                   help="keep images and activations channels_last (default: on)")
+    p.add_argument("--ghost-bn-method", choices=("auto", "reshape", "view", "chunks"),
                    help="how ghost batch norm computes its statistics: reshape (one batch_norm call; copies a "
-                        "channels_last batch) or view (var_mean over a view; keeps the memory format)")
+                        "channels_last batch), view (var_mean over a view), chunks (one batch_norm call per ghost "
+                        "batch; keeps the memory format), auto (default: chunks on the CPU in channels_last, else "
+                        "reshape)")
     p.add_argument("--out", "-o", type=_folder, metavar="DIR",
                    help="for logs and checkpoints (default runs/<time>-<command>); a folder holding an earlier "
                         "run is refused unless --overwrite")
@@ -120,7 +121,7 @@ def recipe_setup(args: argparse.Namespace, options, runtime, recipe, world_size:
     build_options = fit if fit is not None and not args.spec else {"num_classes": args.num_classes}
     net = build_net(spec, args.width_mult, **build_options)
     setup = make_setup(net, recipe, resolve_passes(args, recipe), spec + width_note(args), world_size, **config)
-    return replace(setup, config={**setup.config, **run_config(args, options, runtime, setup.graphs.net)})
+    return replace(setup, config={**setup.config, **run_config(args, options, runtime)})
 
 
 def add_search_arguments(p: argparse.ArgumentParser, target_required: bool) -> None:
@@ -217,12 +218,11 @@ def run_options(args: argparse.Namespace):
                    ghost_bn_method=args.ghost_bn_method)
 
 
-def run_config(args: argparse.Namespace, options, runtime, net) -> dict[str, Any]:
-    """The header's lines for how the runs of ``net`` compute (``describe_runtime``) and their seeds."""
-    from ..train.environment import for_network
+def run_config(args: argparse.Namespace, options, runtime) -> dict[str, Any]:
+    """The header's lines for how the runs compute (``describe_runtime``) and their seeds."""
     from ..train.runner import describe_runtime
 
-    return {**describe_runtime(for_network(runtime, options, net), options), "seed": args.seed, "runs": args.runs}
+    return {**describe_runtime(runtime, options), "seed": args.seed, "runs": args.runs}
 
 
 def output_folder(args: argparse.Namespace, command: str) -> Path:

@@ -5,20 +5,18 @@ that the trainer, its data, the header and the checkpoint read.
 Every option is checked here, before any data loads: the device (``auto`` is CUDA if available;
 a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA and on a CPU
 that computes bf16 in hardware, :func:`native_bf16`; fp32 elsewhere: benchmarks/README.md,
-``cpu_speed.py``) and the memory format (``auto`` is channels_last, except for a network with ghost batch
-norm in fp32 on the CPU, where the batch's reshape into ghost batches copies a channels_last
-batch: contiguous there; measured in ``cpu_speed.py``). The layout's choice reads the network: the
-trainer and the header take it from :func:`for_network`.
+``cpu_speed.py``) and the memory format (``auto`` is channels_last: the faster layout for both
+recipe families on this CPU and the layout cuDNN's bf16 convolutions want; ghost batch norm
+keeps it, ``GhostBatchNorm``'s ``'auto'`` method).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..graph import Graph
 from .distributed import Dist, from_env
 from .errors import TrainError
 
@@ -63,13 +61,12 @@ class Runtime:
         return self.dist.device
 
 
-def resolve_runtime(options: Options, net: Graph | None = None) -> Runtime:
-    """The :class:`Runtime` of ``options`` in this process (see the module doc) for ``net`` (None:
-    a network without ghost batch norm); TrainError or DistributedError, in one line, for an
-    option that cannot be had here."""
+def resolve_runtime(options: Options) -> Runtime:
+    """The :class:`Runtime` of ``options`` in this process (see the module doc); TrainError or
+    DistributedError, in one line, for an option that cannot be had here."""
     dist = from_env(options.device)
     precision = _precision(options.precision, dist.device)
-    return Runtime(dist, precision, _memory_format(options.memory_format, dist.device, precision, net),
+    return Runtime(dist, precision, _memory_format(options.memory_format),
                    torch.float16 if precision == "fp16" else torch.float32, data_dtype(precision),
                    torch.bfloat16 if precision == "bf16" else None)
 
@@ -101,16 +98,8 @@ def _precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def for_network(runtime: Runtime, options: Options, net: Graph) -> Runtime:
-    """``runtime`` (resolved from ``options``) with the memory format chosen for ``net`` where
-    ``options`` leaves it to auto."""
-    return replace(runtime, memory_format=_memory_format(options.memory_format, runtime.device, runtime.precision, net))
-
-
-def _memory_format(name: str, device: torch.device, precision: str, net: Graph | None) -> torch.memory_format:
-    if name == "auto":
-        ghost_bn = net is not None and any(node.op == "ghost_batch_norm" for node in net.nodes)
-        name = "contiguous" if device.type == "cpu" and precision == "fp32" and ghost_bn else "channels_last"
+def _memory_format(name: str) -> torch.memory_format:
+    name = "channels_last" if name == "auto" else name
     if name not in MEMORY_FORMATS:
         raise TrainError(f"memory format must be one of auto, {', '.join(MEMORY_FORMATS)}, not {name!r}")
     return MEMORY_FORMATS[name]

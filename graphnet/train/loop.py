@@ -34,7 +34,7 @@ from ..data.stream import StreamData
 from ..graph import Graph
 from .bn_warmup import RunningStatsWarmup
 from .ema import EMA
-from .environment import Options, Runtime, for_network, resolve_runtime
+from .environment import Options, Runtime, resolve_runtime
 from .errors import TrainError
 from .evaluation import autocast, evaluate, loss_and_correct, sync
 from .frozen_after import drop_grads, frozen_at
@@ -161,8 +161,7 @@ class Trainer:
     """Trains ``graphs`` on ``dataset`` by ``recipe`` (see the module doc). ``dataset`` is a
     decoded Dataset kept on the device, or an indexed Source streamed by DataLoader workers
     (:mod:`graphnet.data.stream`). ``console`` takes the progress bar (default stdout);
-    ``runtime`` is :func:`~.environment.resolve_runtime` of ``options`` unless given, its memory
-    format chosen for the network (:func:`~.environment.for_network`).
+    ``runtime`` is :func:`~.environment.resolve_runtime` of ``options`` unless given.
 
     ``runtime.dist``: this process's place among several (:mod:`.distributed`, started by
     torchrun). Each process trains a DistributedDataParallel copy on its shard with ``B / W``
@@ -176,7 +175,7 @@ class Trainer:
                  console: TextIO | None = None, runtime: Runtime | None = None):
         self.graphs, self.recipe, self.dataset, self.options = graphs, recipe, dataset, options
         self.console = console or sys.stdout
-        self.runtime = runtime = for_network(runtime or resolve_runtime(options), options, graphs.net)
+        self.runtime = runtime = runtime or resolve_runtime(options)
         self.dist, self.device = runtime.dist, runtime.device
         cuda = self.device.type == "cuda"
         if cuda:
