@@ -111,12 +111,41 @@ def _sized(args: argparse.Namespace, recipe):
     return recipe if args.batch_size is None else replace(recipe, batch_size=args.batch_size)
 
 
+def trimmed_row(step: Step, found, setup, runs: int, n: int, shape) -> dict[str, Any]:
+    """The table's row of ``step`` trimmed by the Search ``found`` (empty figures if it found no answer)."""
+    from ..train.flops import training_flops
+
+    row = {"step": step.recipe.name, "adds": step.adds, "epochs": None, "runs": runs, "trials": len(found.trials),
+           "acc_mean": None, "acc_std": None, "time_mean": None, "time_std": None, "pflop": None, **step.published}
+    answer = found.answer
+    if answer is not None:
+        flops = training_flops(setup.graphs.net, answer.epochs, n, step.recipe.batch_size, shape)
+        row.update(epochs=answer.epochs, acc_mean=answer.acc_mean, acc_std=answer.acc_std,
+                   time_mean=answer.time_mean, time_std=answer.time_std, pflop=flops.total / 1e15)
+    return row
+
+
+def trained_row(step: Step, results: list, setup, shape) -> dict[str, Any]:
+    """The table's row of ``step`` from its runs' ``results`` (NaN figures if none finished)."""
+    from ..train.flops import training_flops
+    from ..train.log import summarise
+
+    recipe = step.recipe
+    acc = summarise([r.test_acc for r in results] or [float("nan")])
+    seconds = summarise([r.train_time for r in results] or [float("nan")])
+    return {"step": recipe.name, "adds": step.adds, "epochs": recipe.epochs, "runs": len(results),
+            "pflop": training_flops(setup.graphs.net, recipe.epochs, batch_size=recipe.batch_size,
+                                    input_shape=shape).total / 1e15,
+            "time_mean": seconds["mean"], "time_std": seconds["std"],
+            "acc_mean": acc["mean"], "acc_std": acc["std"], "acc_min": acc["min"], "acc_max": acc["max"],
+            **step.published}
+
+
 def run_ablate(args: argparse.Namespace) -> int:
     from ..data.load import data_sizes, load_data
     from ..train import TrainError, check_data, resolve_runtime, train_runs
-    from ..train.flops import training_flops
-    from ..train.log import (ABLATION_COLUMNS, TARGET_COLUMNS, plot_ablation, summarise, table_header, table_row,
-                             write_json, write_tsv)
+    from ..train.log import (ABLATION_COLUMNS, TARGET_COLUMNS, plot_ablation, table_header, table_row, write_json,
+                             write_tsv)
     from ..train.runner import describe_compute, header
 
     options = run_options(args)
@@ -143,21 +172,12 @@ def run_ablate(args: argparse.Namespace) -> int:
             header(next(iter(setups.values())).config))
         searches = search(args, setups, dataset, options, engine, board)
         for step in steps:
-            name, recipe = step.recipe.name, step.recipe
-            found = searches[name]
+            found = searches[step.recipe.name]
             try:
                 found.check()
             except TrainError as e:  # the other steps are still a table
-                say(f"step {name}: {e}")
-            answer = found.answer
-            row = {"step": name, "adds": step.adds, "epochs": None, "runs": args.runs, "trials": len(found.trials),
-                   "acc_mean": None, "acc_std": None, "time_mean": None, "time_std": None, "pflop": None,
-                   **step.published}
-            if answer is not None:
-                flops = training_flops(setups[name].graphs.net, answer.epochs, n, recipe.batch_size, shape)
-                row.update(epochs=answer.epochs, acc_mean=answer.acc_mean, acc_std=answer.acc_std,
-                           time_mean=answer.time_mean, time_std=answer.time_std, pflop=flops.total / 1e15)
-            rows.append(row)
+                say(f"step {step.recipe.name}: {e}")
+            rows.append(trimmed_row(step, found, setups[step.recipe.name], args.runs, n, shape))
         columns = TARGET_COLUMNS + (ABLATION_COLUMNS[-2:] if not args.spec else ())
         caption = (f"ablation ({title}) at mean test acc {args.target:g} over {args.runs} seed(s): the fewest epochs "
                    f"(steps of {args.resolution:g}) that reach it, test acc and train time there (mean ± std), PFLOP "
@@ -173,14 +193,7 @@ def run_ablate(args: argparse.Namespace) -> int:
             except TrainError as e:  # the step's log says why; the other steps go on
                 say(f"step {recipe.name}: {e}")
                 results = []
-            acc = summarise([r.test_acc for r in results] or [float("nan")])
-            seconds = summarise([r.train_time for r in results] or [float("nan")])
-            rows.append({"step": recipe.name, "adds": step.adds, "epochs": recipe.epochs, "runs": len(results),
-                         "pflop": training_flops(setup.graphs.net, recipe.epochs, batch_size=recipe.batch_size,
-                                                 input_shape=shape).total / 1e15,
-                         "time_mean": seconds["mean"], "time_std": seconds["std"],
-                         "acc_mean": acc["mean"], "acc_std": acc["std"], "acc_min": acc["min"], "acc_max": acc["max"],
-                         **step.published})
+            rows.append(trained_row(step, results, setup, shape))
         columns = ABLATION_COLUMNS
         caption = (f"ablation ({title}): train time and final test accuracy (mean ± std over runs); PFLOP of "
                    "training on 50,000 images of the data's size; published figures")
