@@ -455,43 +455,134 @@ def _stored(root: nn.Module, target: str) -> tuple[str, dict] | None:
     return None
 
 
-def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None) -> Graph:
-    """The Graph of a traced module; raises _Untraceable naming the modules to make leaves. Values computed
-    from shapes have no nodes: they are known from a run on ``example_input`` where the trace reads shapes."""
-    taken = {name.replace(".", SEP) for name, _ in root.named_modules() if name}
-    names: dict[fx.Node, Any] = {}  # a path (or _UNTRACED); a _Known or _Parts; None: an item with no node
-    nodes: list[Node] = []
-    untraceable: dict[str, str] = {}
-    called: dict[str, int] = {}
-    placeholders = [n for n in code.nodes if n.op == "placeholder" and not n.args]  # the rest have defaults
-    inputs = ("input",) if len(placeholders) == 1 else tuple(n.target for n in placeholders)
-    reads_shapes = any(n.target in _SHAPE_READS or n.target in _RESHAPES or n.target == "expand" for n in code.nodes
-                       if n.op in ("call_function", "call_method"))
-    values = _values(root, code, example_input) if reads_shapes and example_input is not None and \
-        len(placeholders) == 1 else {}
+class _Converter:
+    """The Graph of a traced module, made one fx node at a time by the method named for its
+    opcode (as ``fx.Interpreter``). ``names`` maps each fx node to what it became: a path (or
+    _UNTRACED), a _Known value or _Parts, or None (an item with no node). Values computed from
+    shapes have no nodes: they are known from a run on ``example_input`` where the trace reads shapes."""
 
-    def unique(path: str, own: bool) -> str:
+    def __init__(self, root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None):
+        self.root, self.code = root, code
+        self.taken = {name.replace(".", SEP) for name, _ in root.named_modules() if name}
+        self.names: dict[fx.Node, Any] = {}
+        self.nodes: list[Node] = []
+        self.untraceable: dict[str, str] = {}  # the module to make a leaf: why
+        self.called: dict[str, int] = {}
+        self.placeholders = [n for n in code.nodes if n.op == "placeholder" and not n.args]  # the rest have defaults
+        self.inputs = ("input",) if len(self.placeholders) == 1 else tuple(n.target for n in self.placeholders)
+        reads_shapes = any(n.target in _SHAPE_READS or n.target in _RESHAPES or n.target == "expand"
+                           for n in code.nodes if n.op in ("call_function", "call_method"))
+        self.values = _values(root, code, example_input) if reads_shapes and example_input is not None and \
+            len(self.placeholders) == 1 else {}
+
+    def run(self) -> Graph:
+        """The Graph; raises _Untraceable naming the modules to make leaves."""
+        for n in self.code.nodes:
+            getattr(self, n.op)(n)
+            if n.op == "output":
+                break
+        if self.untraceable:
+            raise _Untraceable(set(self.untraceable),
+                               "; ".join(f"{k or 'the top module'}: {v}" for k, v in self.untraceable.items()))
+        return Graph(_spec_order(self.nodes), self.inputs)
+
+    def unique(self, path: str, own: bool) -> str:
         candidate, k = path, 0
-        while (candidate in taken and not own) or candidate in called:
+        while (candidate in self.taken and not own) or candidate in self.called:
             k, own = k + 1, False
             candidate = f"{path}_{k}"
-        called[candidate] = 1
+        self.called[candidate] = 1
         return candidate
 
-    def add(path: str, op: str, params: dict, refs: tuple) -> str:
-        nodes.append(Node(path, op, MappingProxyType(params), tuple(refs), MappingProxyType({})))
+    def add(self, path: str, op: str, params: dict, refs: tuple) -> str:
+        self.nodes.append(Node(path, op, MappingProxyType(params), tuple(refs), MappingProxyType({})))
         return path
 
-    def function_node(n: fx.Node) -> tuple[str, dict, list] | None:
+    def untraced(self, n: fx.Node, where: str, why: str) -> None:
+        self.untraceable.setdefault(where, why)
+        self.names[n] = _UNTRACED
+
+    def placeholder(self, n: fx.Node) -> None:
+        self.names[n] = self.inputs[self.placeholders.index(n)] if n in self.placeholders else \
+            _Known(n.args[0], n.args[0])
+
+    def get_attr(self, n: fx.Node) -> None:
+        path, made = n.target.replace(".", SEP), _stored(self.root, n.target)
+        if path in self.called:
+            self.names[n] = path
+        elif made is None:
+            self.untraced(n, _caller(n) if n.meta.get("nn_module_stack") else n.target.rpartition(".")[0],
+                          _call_text(n))
+        else:
+            self.names[n] = self.add(self.unique(path, own=True), *made, ())
+
+    def call_module(self, n: fx.Node) -> None:
+        m = self.root.get_submodule(n.target)
+        if _after_untraceable(n, self.names):
+            return
+        path = n.target.replace(".", SEP)
+        attention = isinstance(m, nn.MultiheadAttention) and len(set(n.args)) == 1 and len(n.args) == 3 and \
+            all(v is False if k == "need_weights" else v is None for k, v in n.kwargs.items())
+        unset = [k for k, v in n.kwargs.items()  # keyword args left at None or False (an unused mask)
+                 if v is None or v is False or isinstance(v, fx.Node) and self.names.get(v) in _UNSET]
+        if not attention and (n.kwargs.keys() - unset or not all(isinstance(a, fx.Node) for a in n.args)):
+            return self.untraced(n, _caller(n, exclude=n.target), f"a call of {n.target} with non-tensor args")
+        if path in self.called and (next(m.parameters(), None) is not None or next(m.buffers(), None) is not None):
+            raise SpecError(f"from_module: module {n.target} has weights and is called twice; graphnet "
+                            "nodes own their weights", path)
+        op, params = _module_node(m)
+        if attention and op != "self_attention":
+            return self.untraced(n, _caller(n, exclude=n.target), f"the attention {n.target}")
+        path = self.add(self.unique(path, own=True), op, params, (self.names[n.args[0]],) if attention else
+                        tuple(self.names[a] for a in n.args))
+        self.names[n] = _Parts(lambda i, path=path: path if i == 0 else None) if attention else path
+
+    def call_function(self, n: fx.Node) -> None:
+        names = self.names
+        if n.target is operator.getitem and isinstance(names.get(n.args[0]), _Parts):
+            names[n] = names[n.args[0]].part(n.args[1])
+            return
+        if _after_untraceable(n, names):
+            return
+        value = self.values.get(n)
+        if value is not None and not _has_tensor(value):
+            names[n] = _Known(*value)
+            return
+        if n.target in ("chunk", torch.chunk) and not n.kwargs.keys() - {"dim"}:
+            chunks, dim = (*n.args[1:], n.kwargs.get("dim", 0))[:2]
+            if isinstance(chunks, int) and isinstance(dim, int):
+                names[n] = _Parts(self.chunk_part(n, chunks, dim))
+                return
+        made = self.function_node(n)
+        if made is None:
+            why = " (a shape read: pass example_input to from_module)" if n.target in _SHAPE_READS else ""
+            return self.untraced(n, _caller(n), _call_text(n) + why)
+        op, params, refs = made
+        names[n] = self.add(self.unique(join(_caller(n).replace(".", SEP), op), own=False), op, params, refs)
+
+    call_method = call_function
+
+    def output(self, n: fx.Node) -> None:
+        if self.untraceable:
+            return
+        root, names = type(self.root).__name__, self.names
+        if not isinstance(n.args[0], fx.Node) or not isinstance(names.get(n.args[0]), str):
+            raise SpecError(f"from_module: {root}.forward returns {type(n.args[0]).__name__}, not one tensor; a "
+                            "graph has one output (wrap the module to pick one)")
+        if not self.nodes or names[n.args[0]] != self.nodes[-1].path:
+            raise SpecError(f"from_module: {root}.forward returns a value computed before its last call",
+                            names[n.args[0]])
+
+    def function_node(self, n: fx.Node) -> tuple[str, dict, list] | None:
         """``(op, params, input paths)`` of a call that makes a tensor, or None."""
-        value = values.get(n)
+        names, value = self.names, self.values.get(n)
         if n.target in _RESHAPES and value is not None:
             shape = _batch_shape(*value)
             return None if shape is None else ("reshape", {"shape": shape}, [names[n.args[0]]])
         if n.target == "expand" and value is not None:
-            shape, source = _batch_shape(*value), values.get(n.args[0])
+            shape, source = _batch_shape(*value), self.values.get(n.args[0])
             if shape and shape[0] == -1 and source and source[0].shape == (1, *shape[1:]) == source[1].shape:
-                return "expand_batch", {}, [names[n.args[0]], inputs[0]]
+                return "expand_batch", {}, [names[n.args[0]], self.inputs[0]]
             return None
         known = [a for a in n.all_input_nodes if isinstance(names.get(a), _Known)]
         if any(names[a].one != names[a].two for a in known):
@@ -505,84 +596,11 @@ def _convert(root: nn.Module, code: fx.Graph, example_input: torch.Tensor | None
         bound = _bind(call, args, kwargs) if call is not None else None
         return _call_node(call, bound, names) if bound is not None else None
 
-    def chunk_part(n: fx.Node, chunks: int, dim: int) -> Callable[[int], str]:
+    def chunk_part(self, n: fx.Node, chunks: int, dim: int) -> Callable[[int], str]:
         def part(i: int) -> str:
-            return add(unique(join(_caller(n).replace(".", SEP), "chunk"), own=False), "chunk",
-                       {"chunks": chunks, "index": i, **({"dim": dim} if dim else {})}, (names[n.args[0]],))
+            return self.add(self.unique(join(_caller(n).replace(".", SEP), "chunk"), own=False), "chunk",
+                            {"chunks": chunks, "index": i, **({"dim": dim} if dim else {})}, (self.names[n.args[0]],))
         return part
-
-    for n in code.nodes:
-        if n.op == "placeholder":
-            names[n] = inputs[placeholders.index(n)] if n in placeholders else _Known(n.args[0], n.args[0])
-        elif n.op == "get_attr":
-            path, made = n.target.replace(".", SEP), _stored(root, n.target)
-            if path in called:
-                names[n] = path
-            elif made is None:
-                untraceable.setdefault(_caller(n) if n.meta.get("nn_module_stack") else n.target.rpartition(".")[0],
-                                       _call_text(n))
-                names[n] = _UNTRACED
-            else:
-                names[n] = add(unique(path, own=True), *made, ())
-        elif n.op == "call_module":
-            m = root.get_submodule(n.target)
-            if _after_untraceable(n, names):
-                continue
-            path = n.target.replace(".", SEP)
-            attention = isinstance(m, nn.MultiheadAttention) and len(set(n.args)) == 1 and len(n.args) == 3 and \
-                all(v is False if k == "need_weights" else v is None for k, v in n.kwargs.items())
-            unset = [k for k, v in n.kwargs.items()  # keyword args left at None or False (an unused mask)
-                     if v is None or v is False or isinstance(v, fx.Node) and names.get(v) in _UNSET]
-            if not attention and (n.kwargs.keys() - unset or not all(isinstance(a, fx.Node) for a in n.args)):
-                untraceable.setdefault(_caller(n, exclude=n.target), f"a call of {n.target} with non-tensor args")
-                names[n] = _UNTRACED
-                continue
-            if path in called and (next(m.parameters(), None) is not None or next(m.buffers(), None) is not None):
-                raise SpecError(f"from_module: module {n.target} has weights and is called twice; graphnet "
-                                "nodes own their weights", path)
-            op, params = _module_node(m)
-            if attention and op != "self_attention":
-                untraceable.setdefault(_caller(n, exclude=n.target), f"the attention {n.target}")
-                names[n] = _UNTRACED
-                continue
-            path = add(unique(path, own=True), op, params, (names[n.args[0]],) if attention else
-                       tuple(names[a] for a in n.args))
-            names[n] = _Parts(lambda i, path=path: path if i == 0 else None) if attention else path
-        elif n.op in ("call_function", "call_method"):
-            if n.target is operator.getitem and isinstance(names.get(n.args[0]), _Parts):
-                names[n] = names[n.args[0]].part(n.args[1])
-                continue
-            if _after_untraceable(n, names):
-                continue
-            value = values.get(n)
-            if value is not None and not _has_tensor(value):
-                names[n] = _Known(*value)
-                continue
-            if n.target in ("chunk", torch.chunk) and not n.kwargs.keys() - {"dim"}:
-                chunks, dim = (*n.args[1:], n.kwargs.get("dim", 0))[:2]
-                if isinstance(chunks, int) and isinstance(dim, int):
-                    names[n] = _Parts(chunk_part(n, chunks, dim))
-                    continue
-            made = function_node(n)
-            if made is None:
-                why = " (a shape read: pass example_input to from_module)" if n.target in _SHAPE_READS else ""
-                untraceable.setdefault(_caller(n), _call_text(n) + why)
-                names[n] = _UNTRACED
-                continue
-            op, params, refs = made
-            names[n] = add(unique(join(_caller(n).replace(".", SEP), op), own=False), op, params, refs)
-        elif n.op == "output":
-            if untraceable:
-                break
-            if not isinstance(n.args[0], fx.Node) or not isinstance(names.get(n.args[0]), str):
-                raise SpecError(f"from_module: {type(root).__name__}.forward returns {type(n.args[0]).__name__}, "
-                                "not one tensor; a graph has one output (wrap the module to pick one)")
-            if not nodes or names[n.args[0]] != nodes[-1].path:
-                raise SpecError(f"from_module: {type(root).__name__}.forward returns a value computed before "
-                                "its last call", names[n.args[0]])
-    if untraceable:
-        raise _Untraceable(set(untraceable), "; ".join(f"{k or 'the top module'}: {v}" for k, v in untraceable.items()))
-    return Graph(_spec_order(nodes), inputs)
 
 
 def _spec_order(nodes: list[Node]) -> list[Node]:
@@ -621,7 +639,7 @@ def from_module(module: nn.Module, example_input: torch.Tensor | None = None) ->
             leaves.add(failing)
             continue
         try:
-            graph = _convert(module, code, example_input)
+            graph = _Converter(module, code, example_input).run()
             break
         except _Untraceable as u:
             if "" in u.modules or u.modules <= leaves:
