@@ -655,7 +655,13 @@ def _check(module: nn.Module, graph: Graph, example_input: torch.Tensor) -> None
     from .compile import compile  # compile sits beside this module; needed only for the check
 
     net = compile(graph)
-    net.load_state_dict(module.state_dict())
+    missing, unread = net.load_state_dict(module.state_dict(), strict=False)
+    if missing or unread:
+        keys = unread or missing
+        what = "weights its traced forward never reads" if unread else "no weights for the graph's"
+        raise SpecError(f"from_module: {type(module).__name__} has {what}: {', '.join(keys[:3])}"
+                        + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                        + " (a branch that this mode skips? trace in the mode that uses them, or drop them)")
     diff, scale = max_difference(module, net, example_input, modes=(False,))
     if diff > 1e-4 * max(1.0, scale):
         raise SpecError(f"from_module: the traced graph differs from {type(module).__name__} by {diff:g} on the "

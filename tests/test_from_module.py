@@ -196,6 +196,22 @@ def test_what_cannot_be_a_graph_is_a_spec_error():
         graphnet.from_module(TwoOutputs())
 
 
+def test_weights_that_the_traced_mode_never_reads_are_one_line():
+    class AuxHead(nn.Module):  # as googlenet's aux_logits: a head only train mode runs
+        def __init__(self):
+            super().__init__()
+            self.conv, self.aux = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            return self.conv(x) + self.aux(x) if self.training else self.conv(x)
+
+    with pytest.raises(graphnet.SpecError, match=r"^from_module: AuxHead has weights its traced forward never reads: "
+                                                 r"aux\.weight, aux\.bias \(a branch that this mode skips"):
+        graphnet.from_module(AuxHead().eval(), example_input=torch.randn(2, 3, 4, 4))
+    graph = graphnet.from_module(AuxHead())  # traced in train mode, which reads them all
+    assert {"conv", "aux"} <= {n.path for n in graph.nodes}
+
+
 def test_page_tricks_on_a_torchvision_resnet_train():
     graph = graphnet.from_module(torchvision.models.resnet18(num_classes=10))
     tricks = graphnet.rewrite(graph, [("ghost_bn", {"num_splits": 2}), "celu", ("freeze_bn_scale", {"final_scale": None})])
