@@ -60,8 +60,11 @@ def _node(path: str, op: str, params: Mapping, inputs: Iterable[str], attrs: Map
 class Graph:
     """A validated DAG of nodes; see the module doc. Make one with ``build`` or an edit."""
 
-    def __init__(self, nodes: Iterable[Node], inputs: tuple[str, ...] = ("input",)):
+    def __init__(self, nodes: Iterable[Node], inputs: tuple[str, ...] = ("input",),
+                 checked: Mapping[str, Node] | None = None):
+        """``checked``: nodes known valid (an edited graph's own); the same Node objects are not bound again."""
         self.inputs = tuple(inputs)
+        checked = checked or {}
         by_path: dict[str, Node] = {}
         for n in nodes:
             if n.path in by_path or n.path in self.inputs:
@@ -77,9 +80,10 @@ class Graph:
         g = nx.DiGraph()
         g.add_nodes_from(self.inputs, op="input")
         for n in by_path.values():
-            op = get_op(n.op, n.path)
-            op.bind(dict(n.params), n.path)
-            op.check_arity(len(n.inputs), n.path)
+            if checked.get(n.path) is not n:  # a Node is immutable: valid once, valid in every graph
+                op = get_op(n.op, n.path)
+                op.bind(dict(n.params), n.path)
+                op.check_arity(len(n.inputs), n.path)
             g.add_node(n.path, op=n.op, params=n.params, attrs=n.attrs)
         for n in by_path.values():
             for i, src in enumerate(n.inputs):
@@ -159,7 +163,7 @@ class Graph:
     # -- edits (each returns a new Graph) -----------------------------------------------------
 
     def _with(self, nodes: Iterable[Node]) -> Graph:
-        return Graph(nodes, self.inputs)
+        return Graph(nodes, self.inputs, checked=self._nodes)
 
     def replace(self, path: str, op: str | None = None, params: Mapping | None = None,
                 inputs: Iterable[str] | None = None, attrs: Mapping | None = None) -> Graph:
@@ -305,8 +309,8 @@ class Graph:
 
 def _read_instead(nodes: Iterable[Node], uses: Mapping[str, str], only: set[str]) -> list[Node]:
     """``nodes``, those in ``only`` reading ``uses[i]`` wherever they read ``i``."""
-    return [replace(n, inputs=tuple(uses.get(i, i) for i in n.inputs)) if n.path in only and uses else n
-            for n in nodes]
+    return [replace(n, inputs=tuple(uses.get(i, i) for i in n.inputs))
+            if n.path in only and any(i in uses for i in n.inputs) else n for n in nodes]
 
 
 def _spec_node(node: Node, inputs: Iterable[str]) -> tuple:

@@ -86,3 +86,12 @@ def test_first_forward_check_then_bare_code():
     with pytest.raises(RuntimeError) as info:  # later failures are torch's own
         net(torch.randn(1, 5))
     assert not isinstance(info.value, graphnet.ShapeError)
+
+
+def test_an_edit_checks_the_nodes_it_makes():
+    g = graphnet.build({"fc": ("linear", {"c_in": 3, "c_out": 2}), "act": ("relu", {})})
+    with pytest.raises(graphnet.ParamError, match=r"^fc: bad params .*missing a required argument: 'c_out'"):
+        g.replace("fc", params={"c_in": 3, "c_outt": 2})
+    with pytest.raises(graphnet.ParamError, match=r"^act: op 'add' takes 2 input\(s\), got 1"):
+        g.replace("act", op="add")
+    assert g.replace("act", op="celu").splice(["act"], {"act": ("relu", {}, ["fc"])})["act"].op == "relu"
