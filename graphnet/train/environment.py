@@ -5,9 +5,9 @@ that the trainer, its data, the header and the checkpoint read.
 Every option is checked here, before any data loads: the device (``auto`` is CUDA if available;
 a torchrun rank runs on ``cuda:<LOCAL_RANK>``), the precision (``auto`` is bf16 on CUDA and on a CPU
 that computes bf16 in hardware, :func:`native_bf16`; fp32 elsewhere: benchmarks/README.md,
-``cpu_speed.py``) and the memory format (``auto`` is channels_last: the faster layout for both
-recipe families on this CPU and the layout cuDNN's bf16 convolutions want; ghost batch norm
-keeps it, ``GhostBatchNorm``'s ``'auto'`` method).
+``cpu_speed.py``) and the memory format (``auto`` is channels_last: on the CPU the faster layout
+for both recipe families in both precisions, measured in ``cpu_speed.py``, ghost batch norm
+keeping it by ``GhostBatchNorm``'s ``'auto'`` method; on CUDA the layout airbench trains in).
 """
 
 from __future__ import annotations
