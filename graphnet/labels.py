@@ -61,6 +61,8 @@ def fmt(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return ",".join(value)
+    if isinstance(value, (list, tuple)) and len(value) > 6:  # a buffer's values, not a shape
+        return f"[{', '.join(map(fmt, value[:3]))}, … {len(value):,} values]"
     if isinstance(value, tuple):
         return "×".join(map(fmt, value))
     if isinstance(value, Mapping):

@@ -429,9 +429,13 @@ class Stored(nn.Module):
     It is saved under the node's own key (``encoder.pos_embedding``, not ``encoder.pos_embedding.value``),
     so the state_dict reads like the module it was traced from; ``compile`` loads it back by that key."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: str = "float32", buffer: bool = False):
+    def __init__(self, shape: tuple[int, ...], dtype: str = "float32", buffer: bool = False,
+                 values: tuple[float, ...] | None = None):
         super().__init__()
-        value = torch.zeros(shape, dtype=getattr(torch, dtype))
+        if values is not None and len(values) != math.prod(shape):
+            raise ValueError(f"{len(values)} values do not fill a tensor of shape {tuple(shape)}")
+        value = torch.zeros(shape, dtype=getattr(torch, dtype)) if values is None else \
+            torch.tensor(values, dtype=getattr(torch, dtype)).reshape(shape)
         if buffer:
             self.register_buffer("value", value)
         else:
@@ -451,11 +455,12 @@ def _parameter(shape: tuple[NonNegativeInt, ...]) -> Stored:
     return Stored(tuple(shape))
 
 
-def _buffer(shape: tuple[NonNegativeInt, ...], dtype: Literal["float32", "float64", "int64", "bool"] = "float32"
-            ) -> Stored:
+def _buffer(shape: tuple[NonNegativeInt, ...], dtype: Literal["float32", "float64", "int64", "bool"] = "float32",
+            values: tuple[float, ...] | None = None) -> Stored:
     """A tensor state that is not learnt (an index table), read in ``forward``: no inputs, its output the
-    tensor; it starts at zeros and takes its value from the state_dict."""
-    return Stored(tuple(shape), dtype, buffer=True)
+    tensor. It starts at ``values`` (its entries in row-major order; bools as 0/1), else at zeros, and
+    takes the state_dict's value when one loads."""
+    return Stored(tuple(shape), dtype, buffer=True, values=values)
 
 
 conv = register("conv", _conv, kind="module")

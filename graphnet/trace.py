@@ -12,6 +12,9 @@
   constructor params can be read back from its attributes and rebuild it (the same repr and
   the same state_dict keys and shapes); else an ``instance`` node that holds the module
   itself, which compiles, runs and renders but does not go to JSON.
+- A parameter or buffer that ``forward`` reads is a ``parameter`` or ``buffer`` node; a
+  buffer of at most ``MAX_BUFFER_VALUES`` entries (an index table, as Swin's relative
+  position index) keeps its values in the spec, so that the spec alone computes as ``m``.
 - A call graphnet has no op for (``x.permute(...)``, a parameter read in ``forward``, a
   ``forward`` fx cannot trace) makes the module whose ``forward`` makes it a leaf, and the
   trace is repeated; at the top module it is a SpecError.
@@ -374,6 +377,7 @@ _UNSET = (_Known(None, None), _Known(False, False))
 # module to make a leaf, and the graph is not made.
 _UNTRACED = "<untraced>"
 _RESHAPES = {"view", "reshape", torch.reshape}
+MAX_BUFFER_VALUES = 65_536  # a buffer of at most this many entries (an index table) keeps its values in the spec
 
 
 class _Recorder(fx.Interpreter):
@@ -451,7 +455,10 @@ def _stored(root: nn.Module, target: str) -> tuple[str, dict] | None:
     dtype = str(getattr(value, "dtype", "")).removeprefix("torch.")
     if name in owner._buffers and name not in owner._non_persistent_buffers_set and dtype in (
             "float32", "float64", "int64", "bool"):
-        return "buffer", {"shape": tuple(value.shape), **({} if dtype == "float32" else {"dtype": dtype})}
+        flat = value.flatten()
+        values = {"values": tuple((flat.int() if dtype == "bool" else flat).tolist())} \
+            if value.numel() <= MAX_BUFFER_VALUES else {}
+        return "buffer", {"shape": tuple(value.shape), **({} if dtype == "float32" else {"dtype": dtype}), **values}
     return None
 
 

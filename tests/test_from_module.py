@@ -81,6 +81,18 @@ def test_torchvision_model_computes_the_same(name, tmp_path, traced):
         assert graphnet.build(graphnet.from_json(graphnet.to_json(graph.to_spec()))) == graph
 
 
+def test_an_index_buffer_keeps_its_values_so_the_spec_alone_computes_as_the_module(traced):
+    module, graph = traced("swin_t")
+    index = graph["features/1/0/attn/relative_position_index"]
+    assert index.op == "buffer" and index.params["dtype"] == "int64" and len(index.params["values"]) == 49 * 49
+    net = graphnet.compile(graphnet.build(graphnet.from_json(graphnet.to_json(graph.to_spec()))))
+    learnt = {k: v for k, v in module.state_dict().items() if "relative_position_index" not in k}
+    assert [k for k in net.load_state_dict(learnt, strict=False).missing_keys if "index" in k]  # not loaded
+    x = torch.randn(2, 3, 224, 224)
+    assert max_difference(module, net, x, modes=(False,))[0] <= 1e-5
+    assert "values=[84, 83, 82, … 2,401 values]" in graphnet.labels.op_label(index)
+
+
 def test_paths_follow_the_module_names(traced):
     graph = traced("resnet18")[1]
     assert [n.path for n in graph.nodes if n.namespace == "layer2/0"] == [
