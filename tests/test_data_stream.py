@@ -1,5 +1,6 @@
 """The streaming data path: the on-device path's batches from an image folder or archive."""
 
+import json
 import tarfile
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from graphnet.data import DataError, DeviceData, decoded_sizes, load_dataset
 from graphnet.data import memory
 from graphnet.data.imagefolder import index_source
 from graphnet.data.memory import device_bytes, plan
-from graphnet.data.stream import StreamData
+from graphnet.data import stream
+from graphnet.data.stream import StreamData, with_stats
 
 # ../shared/data beside the repository (or beside the worktrees' folder)
 CIFAR_JPEG = next((p / "shared/data/cifar10-jpeg.tar.gz" for p in Path(__file__).resolve().parents[2:4]
@@ -189,3 +191,27 @@ def test_encoded_batches_decode_as_the_workers_would(folder):
     data.test = _Images(data.source, "test", data.image_shape, encoded=True)
     data._loaders.clear()
     assert torch.equal(torch.cat([b[0] for b in data.test_batches(4)]), decoded)
+
+
+def test_a_streamed_sets_normalisation_is_cached_by_its_samples_bytes(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHNET_CACHE", str(tmp_path / "cache"))
+    first = with_stats(index_source(folder), workers=0)
+    entries = list((tmp_path / "cache" / "stats").glob("*.json"))
+    assert len(entries) == 1 and first.mean is not None
+
+    def decoded_again(batches):
+        raise AssertionError("decoded again")
+
+    computed = stream.channel_stats
+    monkeypatch.setattr(stream, "channel_stats", decoded_again)
+    again = with_stats(index_source(folder), workers=0)
+    assert (again.mean, again.std) == (first.mean, first.std)
+    other = write_folder(tmp_path / "other", {"train": 20, "test": 5})
+    image = other / "train" / "red" / "000.jpg"
+    image.write_bytes(encode_jpeg(torch.zeros(3, 16, 16, dtype=torch.uint8), quality=100).numpy().tobytes())
+    with pytest.raises(AssertionError, match="decoded again"):  # another image's bytes: another key
+        with_stats(index_source(other), workers=0)
+    entries[0].write_text("{not json")  # a damaged entry is computed again and rewritten
+    monkeypatch.setattr(stream, "channel_stats", computed)
+    assert with_stats(index_source(folder), workers=0).mean == first.mean
+    assert json.loads(entries[0].read_text())["mean"] == list(first.mean)

@@ -13,6 +13,11 @@ functions the on-device path uses. :mod:`graphnet.data.memory` decides when to s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from .batches import Normalise, TrainBatches, channel_stats
 from .errors import DataError
 from .imagefolder import SPLITS, Source, balanced_indices, image_shape, index_source
+from .sources import default_cache_dir
 
 
 # -- the source ---------------------------------------------------------------------------------
@@ -85,12 +91,19 @@ def _collate(samples: list[tuple[torch.Tensor | None, int, str, int]]) -> tuple[
 def with_stats(source: Source, workers: int = 2) -> Source:
     """``source`` with its normalisation: as it has it, else :func:`~graphnet.data.batches.channel_stats`
     of :data:`STATS_IMAGES` training images drawn class-balanced (seed 0; all, if fewer),
-    decoded by ``workers`` processes."""
+    decoded by ``workers`` processes. The figures are cached (in :func:`default_cache_dir`)
+    under a hash of those images' names and bytes and the shape they decode to, so a second
+    run reads the sample's bytes but decodes nothing."""
     if source.mean is not None:
         return source
-    train = _Images(source, "train", image_shape(source), encoded=False)
+    shape = image_shape(source)
+    train = _Images(source, "train", shape, encoded=False)
     picked = balanced_indices(torch.tensor(train.labels), len(source.classes), min(STATS_IMAGES, len(train)),
                               torch.Generator().manual_seed(0))
+    entry = _stats_entry(source, [train.files[i] for i in picked.tolist()], shape)
+    cached = _read_stats(entry, shape[0])
+    if cached is not None:
+        return dataclasses.replace(source, mean=cached[0], std=cached[1])
     loader = DataLoader(Subset(train, picked.tolist()), 256, num_workers=workers, collate_fn=_collate)
 
     def batches() -> Iterator[torch.Tensor]:
@@ -100,7 +113,41 @@ def with_stats(source: Source, workers: int = 2) -> Source:
             yield images.permute(0, 2, 3, 1)
 
     mean, std = channel_stats(batches())
+    _write_stats(entry, mean, std)
     return dataclasses.replace(source, mean=mean, std=std)
+
+
+def _stats_entry(source: Source, names: list[str], shape: tuple[int, ...]) -> Path:
+    digest = hashlib.sha256(f"stats\0{shape}\n".encode())
+    for name in names:
+        digest.update(f"{name}\0".encode())
+        digest.update(source.tree.read(name))
+    return default_cache_dir() / "stats" / f"{digest.hexdigest()}.json"
+
+
+def _read_stats(entry: Path, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The cached (mean, std) of ``channels`` channels at ``entry``, or None (none, or damaged)."""
+    try:
+        record = json.loads(entry.read_text())
+        mean, std = tuple(map(float, record["mean"])), tuple(map(float, record["std"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (mean, std) if len(mean) == len(std) == channels else None
+
+
+def _write_stats(entry: Path, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """Write ``entry`` atomically (a temporary file renamed into place); a warning if it cannot be."""
+    tmp = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f"{entry.name}.tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"mean": list(mean), "std": list(std)}, f)
+        os.replace(tmp, entry)
+    except OSError as e:
+        warnings.warn(f"could not cache the normalisation at {entry}: {e}", stacklevel=3)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 # -- the data -----------------------------------------------------------------------------------
