@@ -11,9 +11,10 @@
 # less than 20 s of the total budget left): env (GPU, driver, torch/CUDA/cuDNN), decode, smoke (1
 # epoch), airbench94 and airbench94_muon RUNS times each (bf16, channels_last; published: 3.83 s
 # and 2.59 s on an A100, 94.01%, TTA included: first, so that an overrun elsewhere cannot squeeze
-# them), ghost_bn (benchmarks/ghost_bn.py: each ghost-BN method, forward + backward of one layer),
-# then the final recipe RUNS times in bf16 with channels_last and the reshape, view and chunks
-# ghost-BN methods, and contiguous, then one fp16 final run and one baseline run.
+# them), then the final recipe RUNS times in bf16 with channels_last and the reshape and view
+# ghost-BN methods, and contiguous, one fp16 final run and one baseline run, and last (the first
+# to be skipped when time runs short) ghost_bn (benchmarks/ghost_bn.py: each method, forward +
+# backward of one layer) and the final recipe with the chunks method.
 #
 # OUT_DIR gets small text files: env.txt, <stage>.txt (each run's table), stages.tsv (stage, exit
 # status, seconds), summary.txt (per run: prep time, train time, train + final-TTA time, mean
@@ -88,18 +89,18 @@ stage airbench94 60 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}
     --channels-last --out "$work/airbench94"
 stage airbench94_muon 60 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
     --recipe airbench94_muon --channels-last --out "$work/airbench94_muon"
-stage ghost_bn 40 "$python" benchmarks/ghost_bn.py --device "$device" --shape "$ghost_shape"
 stage final_bf16_cl_reshape 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
     --channels-last --ghost-bn-method reshape --out "$work/final_bf16_cl_reshape"
 stage final_bf16_contiguous 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
     --no-channels-last --ghost-bn-method reshape --out "$work/final_bf16_contiguous"
 stage final_bf16_cl_view 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
     --channels-last --ghost-bn-method view --out "$work/final_bf16_cl_view"
-stage final_bf16_cl_chunks 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
-    --channels-last --ghost-bn-method chunks --out "$work/final_bf16_cl_chunks"
 stage final_fp16 50 "${train[@]}" "${common[@]}" --precision "$fp16" "${size[@]}" --out "$work/final_fp16"
 stage baseline 120 "${train[@]}" "${common[@]}" --precision "$bf16" "${baseline_size[@]}" --recipe baseline \
     --out "$work/baseline"
+stage ghost_bn 40 "$python" benchmarks/ghost_bn.py --device "$device" --shape "$ghost_shape"
+stage final_bf16_cl_chunks 100 "${train[@]}" "${common[@]}" --precision "$bf16" "${size[@]}" --runs "$runs" \
+    --channels-last --ghost-bn-method chunks --out "$work/final_bf16_cl_chunks"
 "$python" benchmarks/summarise_runs.py "$work" | tee "$out/summary.txt"
 tar -czf "$out/runs.tar.gz" -C "$work" --exclude checkpoint.pt .
 if [ "$(stat -c %s "$out/runs.tar.gz")" -ge 16000000 ]; then  # keep it small: logs only

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .graph import Graph, Node
-from .labels import fmt, op_label
+from .labels import fmt, op_label, param_text, values_change
 from .ops import REGISTRY
 from .spec import relative_ref
 
@@ -32,9 +32,11 @@ class Change:
         if self.kind == "op":
             return f"op {self.old} → {self.new}"
         if self.old is MISSING:  # a param reads as written in a spec, an attr as a hint: frozen weight
-            return f"{self.name}{'=' if self.kind == 'param' else ' '}{fmt(self.new)}"
+            return f"{self.name}{'=' if self.kind == 'param' else ' '}{param_text(self.name, self.new)}"
         if self.new is MISSING:
             return f"−{self.name}"
+        if self.kind == "param" and self.name == "values":
+            return f"values {values_change(self.old, self.new)}"
         return f"{self.name} {fmt(self.old)} → {fmt(self.new)}"
 
 
@@ -69,7 +71,7 @@ class GraphDiff:
         if op is not None:  # the op change takes the new node's differing params: relu → celu(0.075)
             shown = [c for c in changes if c.kind == "param" and c.new is not MISSING]
             first = next(iter(REGISTRY[op.new].signature.parameters), None) if op.new in REGISTRY else None
-            args = ", ".join(fmt(c.new) if c.name == first else f"{c.name}={fmt(c.new)}" for c in shown)
+            args = ", ".join(fmt(c.new) if c.name == first else f"{c.name}={param_text(c.name, c.new)}" for c in shown)
             lines.append(f"{op.old} → {op.new}" + (f"({args})" if args else ""))
             changes = [c for c in changes if c.kind != "op" and c not in shown]
         for c in changes:

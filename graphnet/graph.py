@@ -60,11 +60,12 @@ def _node(path: str, op: str, params: Mapping, inputs: Iterable[str], attrs: Map
 class Graph:
     """A validated DAG of nodes; see the module doc. Make one with ``build`` or an edit."""
 
-    def __init__(self, nodes: Iterable[Node], inputs: tuple[str, ...] = ("input",),
-                 checked: Mapping[str, Node] | None = None):
-        """``checked``: nodes known valid (an edited graph's own); the same Node objects are not bound again."""
+    def __init__(self, nodes: Iterable[Node], inputs: tuple[str, ...] = ("input",), *,
+                 _checked: Mapping[str, Node] | None = None):
+        """``_checked`` (for the edits): an edited graph's own nodes, known valid; the same Node
+        objects are not bound again."""
         self.inputs = tuple(inputs)
-        checked = checked or {}
+        checked = _checked or {}
         by_path: dict[str, Node] = {}
         for n in nodes:
             if n.path in by_path or n.path in self.inputs:
@@ -163,7 +164,7 @@ class Graph:
     # -- edits (each returns a new Graph) -----------------------------------------------------
 
     def _with(self, nodes: Iterable[Node]) -> Graph:
-        return Graph(nodes, self.inputs, checked=self._nodes)
+        return Graph(nodes, self.inputs, _checked=self._nodes)
 
     def replace(self, path: str, op: str | None = None, params: Mapping | None = None,
                 inputs: Iterable[str] | None = None, attrs: Mapping | None = None) -> Graph:

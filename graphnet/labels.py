@@ -26,7 +26,7 @@ def op_label(node: Node) -> str:
     for name, value in params.items():
         default = signature[name].default if name in signature else inspect.Parameter.empty
         if value != default:
-            parts.append(f"{name}={fmt(value)}")
+            parts.append(f"{name}={param_text(name, value)}")
     return " ".join([node.op, *parts])
 
 
@@ -61,13 +61,30 @@ def fmt(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return ",".join(value)
-    if isinstance(value, (list, tuple)) and len(value) > 6:  # a buffer's values, not a shape
-        return f"[{', '.join(map(fmt, value[:3]))}, … {len(value):,} values]"
     if isinstance(value, tuple):
         return "×".join(map(fmt, value))
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{k}={param_text(k, v)}" for k, v in value.items())
     return str(value)
+
+
+def param_text(name: str, value: Any) -> str:
+    """A param's value as :func:`fmt` writes it; a buffer's ``values`` as its first entries and count."""
+    if name != "values" or not isinstance(value, (list, tuple)):
+        return fmt(value)
+    head = ", ".join(map(fmt, value[:3]))
+    return f"[{head}, … {len(value):,} values]" if len(value) > 3 else f"[{head}]"
+
+
+def values_change(old: Any, new: Any) -> str:
+    """How a buffer's ``values`` changed: where they first differ, and their counts."""
+    if not isinstance(old, (list, tuple)) or not isinstance(new, (list, tuple)):
+        return f"{param_text('values', old)} → {param_text('values', new)}"
+    first = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    at = f" from entry {first}: {fmt(old[first]) if first < len(old) else '-'} → " \
+         f"{fmt(new[first]) if first < len(new) else '-'}" if first < max(len(old), len(new)) else ""
+    count = f"{len(old):,}" if len(old) == len(new) else f"{len(old):,} → {len(new):,}"
+    return f"{count} values{at}"
 
 
 def shape_label(shape: tuple[int, ...] | None) -> str:

@@ -19,6 +19,7 @@ import copy
 import inspect
 import math
 import operator
+import reprlib
 import sys
 import types
 import typing
@@ -89,6 +90,11 @@ def check_value(value: Any, hint: Any) -> str | None:
     return None if _fits(value, hint) else f"wants {_type_str(hint)}"
 
 
+_SHORT = reprlib.Repr()  # a value in an error, cut short: 8 entries of a list or tuple
+_SHORT.maxlist = _SHORT.maxtuple = 8
+_SHORT.maxstring = _SHORT.maxother = 200
+
+
 def misfit(signature: inspect.Signature, hints: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
     """``"param c_in='3' wants int >= 1"`` for the first of ``params`` that does not fit its annotation
     in ``hints`` (or, unannotated, its default's type), or None if all fit. Ops and passes check their params so."""
@@ -98,7 +104,7 @@ def misfit(signature: inspect.Signature, hints: Mapping[str, Any], params: Mappi
             continue
         reason = check_value(value, hints.get(name, _default_hint(param.default)))
         if reason is not None:
-            return f"param {name}={value!r} {reason}"
+            return f"param {name}={_SHORT.repr(value)} {reason}"
     return None
 
 

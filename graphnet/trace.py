@@ -13,8 +13,9 @@
   the same state_dict keys and shapes); else an ``instance`` node that holds the module
   itself, which compiles, runs and renders but does not go to JSON.
 - A parameter or buffer that ``forward`` reads is a ``parameter`` or ``buffer`` node; a
-  buffer of at most ``MAX_BUFFER_VALUES`` entries (an index table, as Swin's relative
-  position index) keeps its values in the spec, so that the spec alone computes as ``m``.
+  buffer of at most ``MAX_BUFFER_VALUES`` finite entries (an index table, as Swin's relative
+  position index) keeps its values in the spec, so that the spec alone computes as ``m``; a
+  larger one, or one holding inf or nan, starts at zeros until ``m``'s state_dict loads.
 - A call graphnet has no op for (``x.permute(...)``, a parameter read in ``forward``, a
   ``forward`` fx cannot trace) makes the module whose ``forward`` makes it a leaf, and the
   trace is repeated; at the top module it is a SpecError.
@@ -377,7 +378,7 @@ _UNSET = (_Known(None, None), _Known(False, False))
 # module to make a leaf, and the graph is not made.
 _UNTRACED = "<untraced>"
 _RESHAPES = {"view", "reshape", torch.reshape}
-MAX_BUFFER_VALUES = 65_536  # a buffer of at most this many entries (an index table) keeps its values in the spec
+MAX_BUFFER_VALUES = 65_536  # a buffer of at most this many finite entries (an index table) keeps its values
 
 
 class _Recorder(fx.Interpreter):
@@ -455,9 +456,9 @@ def _stored(root: nn.Module, target: str) -> tuple[str, dict] | None:
     dtype = str(getattr(value, "dtype", "")).removeprefix("torch.")
     if name in owner._buffers and name not in owner._non_persistent_buffers_set and dtype in (
             "float32", "float64", "int64", "bool"):
-        flat = value.flatten()
+        flat = value.flatten()  # kept where JSON holds it: small, and finite (a -inf mask starts at zeros)
         values = {"values": tuple((flat.int() if dtype == "bool" else flat).tolist())} \
-            if value.numel() <= MAX_BUFFER_VALUES else {}
+            if value.numel() <= MAX_BUFFER_VALUES and bool(torch.isfinite(flat).all()) else {}
         return "buffer", {"shape": tuple(value.shape), **({} if dtype == "float32" else {"dtype": dtype}), **values}
     return None
 
@@ -653,22 +654,25 @@ def from_module(module: nn.Module, example_input: torch.Tensor | None = None) ->
                 raise SpecError(f"from_module: graphnet has no op for {u.why}; torch.fx traced "
                                 f"{type(module).__name__}.forward into calls that no module can hold") from None
             leaves |= u.modules
-    if example_input is not None:
-        _check(module, graph, example_input)
+    _check(module, graph, example_input)
     return graph
 
 
-def _check(module: nn.Module, graph: Graph, example_input: torch.Tensor) -> None:
+def _check(module: nn.Module, graph: Graph, example_input: torch.Tensor | None) -> None:
+    """SpecError unless ``module.state_dict()`` loads into the compiled graph and, given
+    ``example_input``, the two compute the same on it in eval mode."""
     from .compile import compile  # compile sits beside this module; needed only for the check
 
     net = compile(graph)
     missing, unread = net.load_state_dict(module.state_dict(), strict=False)
     if missing or unread:
         keys = unread or missing
-        what = "weights its traced forward never reads" if unread else "no weights for the graph's"
+        what = "weights its traced forward never reads" if unread else "none of the graph's weights"
         raise SpecError(f"from_module: {type(module).__name__} has {what}: {', '.join(keys[:3])}"
                         + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
                         + " (a branch that this mode skips? trace in the mode that uses them, or drop them)")
+    if example_input is None:
+        return
     diff, scale = max_difference(module, net, example_input, modes=(False,))
     if diff > 1e-4 * max(1.0, scale):
         raise SpecError(f"from_module: the traced graph differs from {type(module).__name__} by {diff:g} on the "

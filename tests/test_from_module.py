@@ -93,6 +93,34 @@ def test_an_index_buffer_keeps_its_values_so_the_spec_alone_computes_as_the_modu
     assert "values=[84, 83, 82, … 2,401 values]" in graphnet.labels.op_label(index)
 
 
+def test_a_buffer_the_spec_cannot_hold_starts_at_zeros_until_the_state_dict_loads():
+    class Masked(nn.Module):  # a causal mask of -inf: not JSON, so not in the spec
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", torch.full((4, 4), float("-inf")).triu(1))
+
+        def forward(self, x):
+            return x + self.mask
+
+    module, x = Masked(), torch.randn(2, 3, 4, 4)
+    graph = graphnet.from_module(module, example_input=x)
+    assert dict(graph["mask"].params) == {"shape": (4, 4)}
+    net = graphnet.compile(graphnet.build(graphnet.from_json(graphnet.to_json(graph.to_spec()))))
+    assert torch.equal(net.state_dict()["mask"], torch.zeros(4, 4))
+    net.load_state_dict(module.state_dict())
+    assert torch.equal(net(x), module(x))
+
+
+def test_a_buffers_values_read_short_in_labels_diffs_and_errors():
+    graph = graphnet.build({"index": ("buffer", {"shape": (8,), "dtype": "int64", "values": tuple(range(8))}, [])})
+    assert graphnet.labels.op_label(graph["index"]) == "buffer 8 dtype=int64 values=[0, 1, 2, … 8 values]"
+    changed = graph.replace("index", params={**graph["index"].params, "values": (0, 1, 2, 3, 4, 9, 6, 7)})
+    assert graphnet.diff(graph, changed).change_lines("index") == ["values 8 values from entry 5: 5 → 9"]
+    with pytest.raises(graphnet.ParamError, match=r"param values=\('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', \.\.\.\) "
+                                                  r"wants tuple\[a finite float, \.\.\.\] \| None$"):
+        graphnet.build({"index": ("buffer", {"shape": (100,), "values": tuple("abcdefghij" * 10)}, [])})
+
+
 def test_paths_follow_the_module_names(traced):
     graph = traced("resnet18")[1]
     assert [n.path for n in graph.nodes if n.namespace == "layer2/0"] == [
@@ -217,9 +245,10 @@ def test_weights_that_the_traced_mode_never_reads_are_one_line():
         def forward(self, x):
             return self.conv(x) + self.aux(x) if self.training else self.conv(x)
 
-    with pytest.raises(graphnet.SpecError, match=r"^from_module: AuxHead has weights its traced forward never reads: "
-                                                 r"aux\.weight, aux\.bias \(a branch that this mode skips"):
-        graphnet.from_module(AuxHead().eval(), example_input=torch.randn(2, 3, 4, 4))
+    for example_input in (torch.randn(2, 3, 4, 4), None):
+        with pytest.raises(graphnet.SpecError, match=r"^from_module: AuxHead has weights its traced forward never "
+                                                     r"reads: aux\.weight, aux\.bias \(a branch that this mode skips"):
+            graphnet.from_module(AuxHead().eval(), example_input=example_input)
     graph = graphnet.from_module(AuxHead())  # traced in train mode, which reads them all
     assert {"conv", "aux"} <= {n.path for n in graph.nodes}
 

@@ -87,6 +87,7 @@ def test_ghost_bn_auto_method_is_chunks_for_channels_last_on_the_cpu(channels_la
     out = {m: bn(x) for m, bn in by_method.items()}
     chosen, other = ("chunks", "reshape") if channels_last else ("reshape", "chunks")
     assert auto.method_for(x) == chosen and auto.method == "auto"
+    assert auto.method_for(torch.randn(32, 5, 5, 8).permute(0, 3, 2, 1)) == "reshape"  # neither layout
     torch.testing.assert_close(auto(x), out[chosen], atol=0, rtol=0)
     assert not torch.allclose(out[other], out[chosen])  # their splits differ, so their outputs do
 

@@ -7,6 +7,7 @@ from graphnet.rewrites.airbench import weighted_views_fn
 from graphnet.rewrites.tta import mean_halves_fn
 from graphnet.train import Options, TrainError, Trainer, environment, make_setup, resolve_runtime
 from graphnet.train.environment import native_bf16  # the real one (conftest pins fp32)
+from graphnet.train.runner import describe_runtime
 from test_train_loop import coloured_dataset, small, tiny_net  # noqa: F401 (fixture)
 
 
@@ -33,6 +34,9 @@ def test_native_bf16_reads_the_cpu(monkeypatch):
 def test_auto_layout_is_channels_last_in_every_precision():  # benchmarks/README.md, cpu_speed.py
     for precision in ("fp32", "bf16"):
         assert resolve_runtime(Options(device="cpu", precision=precision)).memory_format == torch.channels_last
+    for memory_format, method in (("auto", "auto (chunks)"), ("contiguous", "auto (reshape)")):
+        options = Options(device="cpu", memory_format=memory_format)
+        assert describe_runtime(resolve_runtime(options), options)["ghost_bn_method"] == method  # the header's
     runtime = resolve_runtime(Options(device="cpu", precision="bf16", memory_format="contiguous"))
     assert (runtime.precision, runtime.memory_format, runtime.autocast) == ("bf16", torch.contiguous_format,
                                                                             torch.bfloat16)

@@ -30,10 +30,11 @@ class GhostBatchNorm(nn.BatchNorm2d):
       kernel takes as it is, and the output (one ``torch.cat``) keeps the input's format. On
       the CPU in channels_last this is 2.3x faster than ``'reshape'`` (forward + backward,
       benchmarks/README.md); on a GPU its ``k`` calls cost ``k`` kernel launches.
-    - ``'auto'`` (default): ``'chunks'`` for a batch on the CPU that is not contiguous
-      (channels_last), else ``'reshape'``.
+    - ``'auto'`` (default): ``'chunks'`` for a channels_last batch on the CPU, else
+      ``'reshape'`` (:meth:`auto_method`).
 
-    Given the same samples in each split, all give the same outputs and running stats.
+    Given the same samples in each split, all give the same outputs and running stats; which
+    samples share a split follows the method, so under ``'auto'`` the batch's layout and device.
     """
 
     METHODS = ("auto", "reshape", "view", "chunks")
@@ -58,11 +59,17 @@ class GhostBatchNorm(nn.BatchNorm2d):
             raise ValueError(f"ghost batch norm method must be one of {', '.join(self.METHODS)}, not {value!r}")
         self._method = value
 
+    @staticmethod
+    def auto_method(device_type: str, channels_last: bool) -> str:
+        """What ``'auto'`` trains by on a batch on ``device_type`` (``'cpu'``, ``'cuda'``) in that layout."""
+        return "chunks" if device_type == "cpu" and channels_last else "reshape"
+
     def method_for(self, x: torch.Tensor) -> str:
         """The method that trains on batch ``x``: ``method``, with ``'auto'`` resolved."""
         if self._method != "auto":
             return self._method
-        return "chunks" if x.device.type == "cpu" and not x.is_contiguous() else "reshape"
+        return self.auto_method(x.device.type, x.is_contiguous(memory_format=torch.channels_last)
+                                and not x.is_contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

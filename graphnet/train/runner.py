@@ -101,9 +101,12 @@ def describe_optimizer(recipe: Recipe) -> dict[str, str]:
 def describe_runtime(runtime: Runtime, options: Options) -> dict[str, str]:
     """The header's lines for how the run computes: precision, device, memory format, ghost batch
     norm's method and compilation."""
+    from ..rewrites.ghost_bn import GhostBatchNorm
+
     memory_format = next(name for name, value in MEMORY_FORMATS.items() if value == runtime.memory_format)
+    auto = GhostBatchNorm.auto_method(runtime.device.type, memory_format == "channels_last")
     return {"precision": runtime.precision, "device": str(runtime.device), "memory_format": memory_format,
-            "ghost_bn_method": options.ghost_bn_method or "auto", "compile": "on" if options.compile else "off"}
+            "ghost_bn_method": options.ghost_bn_method or f"auto ({auto})", "compile": "on" if options.compile else "off"}
 
 
 def describe_processes(dist: Dist, batch_size: int) -> dict[str, str]:
