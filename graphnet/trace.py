@@ -377,7 +377,7 @@ _UNSET = (_Known(None, None), _Known(False, False))
 # The stand-in path of a call with no op: its users are converted on, so that one trace finds every
 # module to make a leaf, and the graph is not made.
 _UNTRACED = "<untraced>"
-_RESHAPES = {"view", "reshape", torch.reshape}
+_RESHAPES = {"view", "reshape", torch.reshape, "view_as", "reshape_as"}
 MAX_BUFFER_VALUES = 65_536  # a buffer of at most this many finite entries (an index table) keeps its values
 
 
@@ -561,6 +561,11 @@ class _Converter:
             if isinstance(chunks, int) and isinstance(dim, int):
                 names[n] = _Parts(self.chunk_part(n, chunks, dim))
                 return
+        if n.target in ("split", torch.split) and not n.kwargs.keys() - {"dim"}:
+            sizes, dim = (*n.args[1:], n.kwargs.get("dim", 0))[:2]
+            if isinstance(sizes, (list, tuple)) and all(isinstance(k, int) for k in sizes) and isinstance(dim, int):
+                names[n] = _Parts(self.split_part(n, tuple(sizes), dim))
+                return
         made = self.function_node(n)
         if made is None:
             why = " (a shape read: pass example_input to from_module)" if n.target in _SHAPE_READS else ""
@@ -603,6 +608,16 @@ class _Converter:
         call = lookup(n.target)
         bound = _bind(call, args, kwargs) if call is not None else None
         return _call_node(call, bound, names) if bound is not None else None
+
+    def split_part(self, n: fx.Node, sizes: tuple[int, ...], dim: int) -> Callable[[int], str]:
+        """Part ``i`` of ``x.split(sizes, dim)``: an ``index`` node slicing ``dim``."""
+        def part(i: int) -> str:
+            start = sum(sizes[:i])
+            cut = (start, start + sizes[i], None)
+            key = (*[(None, None, None)] * dim, cut) if dim >= 0 else ("...", cut, *[(None, None, None)] * (-dim - 1))
+            return self.add(self.unique(join(_caller(n).replace(".", SEP), "index"), own=False), "index",
+                            {"index": key}, (self.names[n.args[0]],))
+        return part
 
     def chunk_part(self, n: fx.Node, chunks: int, dim: int) -> Callable[[int], str]:
         def part(i: int) -> str:

@@ -121,6 +121,28 @@ def test_a_buffers_values_read_short_in_labels_diffs_and_errors():
         graphnet.build({"index": ("buffer", {"shape": (100,), "values": tuple("abcdefghij" * 10)}, [])})
 
 
+def test_split_and_reshape_as_become_index_and_reshape_nodes():
+    class Heads(nn.Module):  # as timm's LeViT: q, k, v = x.split(sizes, dim); norm(x.flatten(0, 1)).reshape_as(x)
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.norm = nn.Conv2d(3, 9, 1), nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).split([2, 3, 4], dim=1)
+            t = (q[:, :1] * k + v[:, :3]).split((1, 3), -1)[1]
+            return self.norm(t.flatten(0, 1)).reshape_as(t)
+
+    module, x = Heads(), torch.randn(2, 3, 4, 4)
+    graph = graphnet.from_module(module, example_input=x)
+    assert [dict(graph[p].params)["index"] for p in graph.find(op="index")] == [
+        ((None, None, None), (0, 2, None)), ((None, None, None), (2, 5, None)), ((None, None, None), (5, 9, None)),
+        ((None, None, None), (None, 1, None)), ((None, None, None), (None, 3, None)), ("...", (1, 4, None))]
+    assert graph.find(op="reshape")
+    net = graphnet.compile(graphnet.build(graphnet.from_json(graphnet.to_json(graph.to_spec()))))
+    net.load_state_dict(module.state_dict())
+    assert max_difference(module, net, torch.randn(2, 3, 4, 4))[0] <= 1e-6
+
+
 def test_paths_follow_the_module_names(traced):
     graph = traced("resnet18")[1]
     assert [n.path for n in graph.nodes if n.namespace == "layer2/0"] == [
