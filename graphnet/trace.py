@@ -446,6 +446,13 @@ def _index_param(key: Any) -> tuple | None:
     return tuple(out)
 
 
+def _split_key(sizes: tuple[int, ...], dim: int, i: int) -> tuple:
+    """The ``index`` op's param for part ``i`` of ``x.split(sizes, dim)``: a slice of ``dim``."""
+    start = sum(sizes[:i])
+    cut = (start, start + sizes[i], None)
+    return (*[(None, None, None)] * dim, cut) if dim >= 0 else ("...", cut, *[(None, None, None)] * (-dim - 1))
+
+
 def _stored(root: nn.Module, target: str) -> tuple[str, dict] | None:
     """``(op, params)`` of the parameter or buffer at ``target``; None for another attribute."""
     module_name, _, name = target.rpartition(".")
@@ -559,12 +566,13 @@ class _Converter:
         if n.target in ("chunk", torch.chunk) and not n.kwargs.keys() - {"dim"}:
             chunks, dim = (*n.args[1:], n.kwargs.get("dim", 0))[:2]
             if isinstance(chunks, int) and isinstance(dim, int):
-                names[n] = _Parts(self.chunk_part(n, chunks, dim))
+                names[n] = self.parts(n, "chunk", lambda i: {"chunks": chunks, "index": i,
+                                                             **({"dim": dim} if dim else {})})
                 return
         if n.target in ("split", torch.split) and not n.kwargs.keys() - {"dim"}:
             sizes, dim = (*n.args[1:], n.kwargs.get("dim", 0))[:2]
             if isinstance(sizes, (list, tuple)) and all(isinstance(k, int) for k in sizes) and isinstance(dim, int):
-                names[n] = _Parts(self.split_part(n, tuple(sizes), dim))
+                names[n] = self.parts(n, "index", lambda i: {"index": _split_key(tuple(sizes), dim, i)})
                 return
         made = self.function_node(n)
         if made is None:
@@ -609,21 +617,13 @@ class _Converter:
         bound = _bind(call, args, kwargs) if call is not None else None
         return _call_node(call, bound, names) if bound is not None else None
 
-    def split_part(self, n: fx.Node, sizes: tuple[int, ...], dim: int) -> Callable[[int], str]:
-        """Part ``i`` of ``x.split(sizes, dim)``: an ``index`` node slicing ``dim``."""
+    def parts(self, n: fx.Node, op: str, params: Callable[[int], dict]) -> _Parts:
+        """The parts of the call ``n`` (``chunk``, ``split``): part ``i``, when read, an ``op`` node
+        of ``params(i)`` on ``n``'s first argument."""
         def part(i: int) -> str:
-            start = sum(sizes[:i])
-            cut = (start, start + sizes[i], None)
-            key = (*[(None, None, None)] * dim, cut) if dim >= 0 else ("...", cut, *[(None, None, None)] * (-dim - 1))
-            return self.add(self.unique(join(_caller(n).replace(".", SEP), "index"), own=False), "index",
-                            {"index": key}, (self.names[n.args[0]],))
-        return part
-
-    def chunk_part(self, n: fx.Node, chunks: int, dim: int) -> Callable[[int], str]:
-        def part(i: int) -> str:
-            return self.add(self.unique(join(_caller(n).replace(".", SEP), "chunk"), own=False), "chunk",
-                            {"chunks": chunks, "index": i, **({"dim": dim} if dim else {})}, (self.names[n.args[0]],))
-        return part
+            return self.add(self.unique(join(_caller(n).replace(".", SEP), op), own=False), op, params(i),
+                            (self.names[n.args[0]],))
+        return _Parts(part)
 
 
 def _spec_order(nodes: list[Node]) -> list[Node]:

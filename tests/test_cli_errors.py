@@ -232,7 +232,8 @@ def test_an_interrupted_run_says_so_in_its_log(archive, tmp_path, monkeypatch, c
 
 
 def test_files_are_replaced_atomically(tmp_path):
-    from graphnet.train.log import _write_atomically, write_json
+    from graphnet.files import write_atomically
+    from graphnet.train.log import write_json
 
     path = tmp_path / "log.json"
     write_json({"status": "done"}, path)
@@ -242,7 +243,7 @@ def test_files_are_replaced_atomically(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        _write_atomically(path, half_then_fail)
+        write_atomically(path, half_then_fail)
     assert json.loads(path.read_text()) == {"status": "done"}  # the old file, whole
     assert [p.name for p in tmp_path.iterdir()] == ["log.json"]  # no temporary left
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphnet"
 # The layers, bottom up (the style brief's order, with the modules it leaves out placed between):
 # a module imports only modules of its own layer or below.
 LAYERS = [
-    ["errors"],
+    ["errors", "files"],
     ["ops"],
     ["spec", "losses"],
     ["graph"],

@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from ..files import write_atomically
 from .batches import Normalise, TrainBatches, channel_stats
 from .errors import DataError
 from .imagefolder import SPLITS, Source, balanced_indices, image_shape, index_source
@@ -99,12 +98,12 @@ def with_stats(source: Source, workers: int = 2) -> Source:
     shape = image_shape(source)
     train = _Images(source, "train", shape, encoded=False)
     picked = balanced_indices(torch.tensor(train.labels), len(source.classes), min(STATS_IMAGES, len(train)),
-                              torch.Generator().manual_seed(0))
-    entry = _stats_entry(source, [train.files[i] for i in picked.tolist()], shape)
+                              torch.Generator().manual_seed(0)).tolist()
+    entry = _stats_entry(source, [train.files[i] for i in picked], shape)
     cached = _read_stats(entry, shape[0])
     if cached is not None:
         return dataclasses.replace(source, mean=cached[0], std=cached[1])
-    loader = DataLoader(Subset(train, picked.tolist()), 256, num_workers=workers, collate_fn=_collate)
+    loader = DataLoader(Subset(train, picked), 256, num_workers=workers, collate_fn=_collate)
 
     def batches() -> Iterator[torch.Tensor]:
         for images, _, problem, _ in loader:
@@ -136,18 +135,13 @@ def _read_stats(entry: Path, channels: int) -> tuple[tuple[float, ...], tuple[fl
 
 
 def _write_stats(entry: Path, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-    """Write ``entry`` atomically (a temporary file renamed into place); a warning if it cannot be."""
-    tmp = None
+    """Write ``entry`` atomically; a warning if it cannot be."""
+    text = json.dumps({"mean": list(mean), "std": list(std)})
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f"{entry.name}.tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"mean": list(mean), "std": list(std)}, f)
-        os.replace(tmp, entry)
+        write_atomically(entry, lambda tmp: tmp.write_text(text))
     except OSError as e:
         warnings.warn(f"could not cache the normalisation at {entry}: {e}", stacklevel=3)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 # -- the data -----------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from ..files import write_atomically
 
 # (key, header, width, format) of each per-epoch column
 COLUMNS = (
@@ -96,20 +96,6 @@ class Progress:
             self.bar = None
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary path)`` beside ``path``, then renamed over it: a reader (or a crash)
-    sees the old file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_tsv(rows: Sequence[dict[str, Any]], path: Path, keys: Sequence[str] | None = None) -> None:
     """``rows`` as tab-separated values with a header line (``keys``: default every key of the
     rows, in order of first use), written atomically."""
@@ -117,20 +103,20 @@ def write_tsv(rows: Sequence[dict[str, Any]], path: Path, keys: Sequence[str] | 
     lines = ["\t".join(keys)]
     lines += ["\t".join("" if row.get(k) is None else str(row[k]) for k in keys) for row in rows]
     text = "\n".join(lines) + "\n"
-    _write_atomically(path, lambda tmp: tmp.write_text(text))
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(data: Any, path: Path) -> None:
     """``data`` as indented JSON, written atomically."""
     text = json.dumps(data, indent=1, default=str) + "\n"
-    _write_atomically(path, lambda tmp: tmp.write_text(text))
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def save_atomically(obj: Any, path: Path) -> None:
     """``torch.save(obj)`` to ``path``, written atomically."""
     import torch
 
-    _write_atomically(path, lambda tmp: torch.save(obj, tmp))
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def summarise(values: Sequence[float]) -> dict[str, float]:
@@ -165,7 +151,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> 
         ax.legend()
     if title:
         fig.suptitle(title)
-    _write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     return True
 
 
